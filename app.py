@@ -1,0 +1,54 @@
+"""LLM Training Lab, home page: the four training stages as one pipeline, with links to each page.
+
+streamlit run app.py
+"""
+
+import streamlit as st
+
+import ui  # noqa: F401  (sets the torch thread environment before torch loads)
+from ui.cards import lessons
+from ui.frame import PAGES, page_frame
+from ui.text import md_escape
+
+loaded = page_frame("Home", "🧪")
+cards = lessons()
+
+st.title("LLM Training Lab")
+st.markdown(
+    "How a large language model is trained, one stage at a time, **run live on a real (small) model** "
+    "in your browser: pre-training, supervised fine-tuning, RLHF and DPO."
+)
+
+st.graphviz_chart(
+    """
+    digraph pipeline {
+      rankdir=LR; bgcolor="transparent";
+      node [shape=box, style="rounded,filled", fillcolor="#dbe7f3", color="#4c78a8", fontname="Helvetica"];
+      edge [color="#4c78a8"];
+      data [label="text corpus\\n(the 'internet')", shape=cylinder, fillcolor="#eeeeee", color="#9aa5b1"];
+      pre [label="1 · Pre-training\\npredict the next token"];
+      sft [label="2 · SFT\\nimitate good answers"];
+      rlhf [label="3 · RLHF\\nreward model + RL with KL penalty"];
+      dpo [label="4 · DPO\\npreferences, no reward model"];
+      data -> pre -> sft;
+      sft -> rlhf [label="preferences"];
+      sft -> dpo [label="preferences"];
+    }
+    """,
+    width="stretch",
+)
+
+columns = st.columns(len(cards))
+for column, lesson, (path, label, icon) in zip(columns, cards.values(), PAGES[1:], strict=True):
+    with column:
+        st.subheader(lesson.title)
+        first_sentence = lesson.summary.split(". ")[0].rstrip(".") + "."
+        st.markdown(md_escape(first_sentence))
+        st.page_link(path, label=f"Open {label}", icon=icon)
+
+st.divider()
+st.caption(
+    f"Every demo runs on the model chosen in the sidebar (now {md_escape(loaded.name)}, "
+    f"{loaded.n_params / 1e6:.2f} M parameters). The default, tiny-base, is this project's own GPT-2, "
+    "pre-trained from scratch on a generated corpus, so everything works offline."
+)

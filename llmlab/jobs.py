@@ -1,0 +1,129 @@
+"""Background training runs: one thread per run, a stop event, and per-step metrics in a list.
+
+A page cannot train inside its script (any click reruns the script and aborts the run), so a run is a
+`Job`: its worker function runs in a thread, logs metrics with `job.log(...)`, checks `job.should_stop`,
+and never touches Streamlit. The page polls `job.metrics` to draw. At most `MAX_RUNNING` jobs train at
+once per process (a workshop server has few cores); later ones wait with status "queued".
+
+    job = Job("pretrain", lambda job: train(..., on_step=lambda m: job.log(step=m.step, loss=m.loss),
+                                             stop=job.stop_event))
+    job.start(); ...; job.stop()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from transformers import TrainerCallback
+
+MAX_RUNNING = 2
+_slots = threading.BoundedSemaphore(MAX_RUNNING)
+
+
+class Job:
+    """A training run in a background thread. Status: new → queued → running → done | stopped | failed."""
+
+    def __init__(self, name: str, work: Callable[[Job], Any]):
+        self.name = name
+        self._work = work
+        self.metrics: list[dict[str, float]] = []  # one dict per logged step, appended by the worker
+        self.notes: list[dict[str, Any]] = []  # occasional richer records (probes, samples)
+        self.stop_event = threading.Event()
+        self.status = "new"
+        self.error: str | None = None
+        self.result: Any = None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"llmlab-{name}", daemon=True)
+
+    # -- called from the page -------------------------------------------------------------------
+    def start(self) -> Job:
+        self.status = "queued"
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the worker to stop after its current step (safe to call any number of times)."""
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("queued", "running")
+
+    @property
+    def should_stop(self) -> bool:
+        return self.stop_event.is_set()
+
+    def snapshot(self) -> list[dict[str, float]]:
+        with self._lock:
+            return list(self.metrics)
+
+    @property
+    def elapsed_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.perf_counter()) - self.started_at
+
+    # -- called from the worker ------------------------------------------------------------------
+    def log(self, **values: float) -> None:
+        with self._lock:
+            self.metrics.append(values)
+
+    def note(self, **values: Any) -> None:
+        with self._lock:
+            self.notes.append(values)
+
+    def _run(self) -> None:
+        with _slots:
+            if self.stop_event.is_set():
+                self.status = "stopped"
+                return
+            self.status = "running"
+            self.started_at = time.perf_counter()
+            try:
+                self.result = self._work(self)
+                self.status = "stopped" if self.stop_event.is_set() else "done"
+            except Exception as err:  # noqa: BLE001 - any failure becomes a message in the page
+                self.error = f"{err}" if isinstance(err, (ValueError, RuntimeError)) else f"{type(err).__name__}: {err}"
+                self.status = "failed"
+            finally:
+                self.finished_at = time.perf_counter()
+
+
+class JobCallback(TrainerCallback):
+    """Connects a transformers/trl Trainer to a Job: logs every `on_log` dict, stops on request,
+    and stops with a clear error when the loss stops being finite."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.job.should_stop:
+            control.should_training_stop = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs:
+            return control
+        values = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+        values["step"] = state.global_step
+        if "loss" in values and not values["loss"] == values["loss"]:  # NaN
+            raise DivergedError(
+                f"The loss became NaN at step {state.global_step}: the learning rate is too high. "
+                "Lower it and start again."
+            )
+        if "train_runtime" not in values:  # the end-of-training summary is not a step
+            self.job.log(**values)
+        return control
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite: the learning rate is too high for this model."""

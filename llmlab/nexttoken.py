@@ -1,0 +1,164 @@
+"""Next-token prediction, the card's code example made reusable.
+
+The model runs once per prompt (`next_token_logits`); temperature, top-k and top-p are applied to those
+cached logits afterwards (`sampling_distribution`), so moving a slider never re-runs the model.
+
+    logits = next_token_logits(model, tokenizer, "The capital of France is")   # (V,)
+    probs = sampling_distribution(logits, temperature=0.7, top_k=50, top_p=0.9)  # (V,), sums to 1
+    top_tokens(probs, tokenizer, k=10)[0].text                                 # " Paris"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from llmlab.corpus import COUNTRIES, capital_prompt
+
+
+class PromptError(ValueError):
+    """A prompt the model cannot take (empty, or nothing left after tokenizing)."""
+
+
+@dataclass(frozen=True)
+class TokenProb:
+    token_id: int
+    text: str  # decoded, e.g. " Paris"
+    prob: float
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    ids: tuple[int, ...]
+    pieces: tuple[str, ...]  # each token decoded on its own, readable (no byte-level "Ġ" marks)
+    truncated: int  # how many tokens were dropped from the front to fit the context
+
+
+def context_limit(model: PreTrainedModel) -> int:
+    config = model.config
+    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 2048))
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, max_tokens: int) -> PromptTokens:
+    """Tokenize a prompt, keeping its last `max_tokens` tokens (the model's context window)."""
+    if not prompt or not prompt.strip():
+        raise PromptError("The prompt is empty: type a few words for the model to continue.")
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise PromptError("The prompt has no tokens the model can read.")
+    dropped = max(0, len(ids) - max_tokens)
+    ids = ids[dropped:]
+    pieces = tuple(readable_piece(tokenizer, i) for i in ids)
+    return PromptTokens(ids=tuple(ids), pieces=pieces, truncated=dropped)
+
+
+def _byte_level_decoder() -> dict[str, int]:
+    """GPT-2's byte-to-printable-character table, inverted: which byte each token character stands for."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+_BYTE_DECODER = _byte_level_decoder()
+
+
+def readable_piece(tokenizer: PreTrainedTokenizerBase, token_id: int) -> str:
+    """One token as readable text. A token holding part of a multi-byte character (half an emoji)
+    decodes to "\ufffd"; show its bytes instead, e.g. "\\xf0\\x9f"."""
+    text = tokenizer.decode([token_id])
+    if "\ufffd" not in text:
+        return text
+    token = tokenizer.convert_ids_to_tokens(token_id)
+    if token and all(c in _BYTE_DECODER for c in token):
+        return "".join(f"\\x{_BYTE_DECODER[c]:02x}" for c in token)
+    return token or text
+
+
+@torch.inference_mode()
+def next_token_logits(model: PreTrainedModel, token_ids: tuple[int, ...] | list[int]) -> torch.Tensor:
+    """Raw logits (V,) for the token after `token_ids`: one forward pass, float32 on the CPU."""
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([list(token_ids)], device=device)
+    logits = model(input_ids=input_ids).logits  # (1, T, V)
+    return logits[0, -1].float().cpu()
+
+
+def sampling_distribution(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0
+) -> torch.Tensor:
+    """The distribution a sampler draws from: logits/T, then keep the top-k, then the top-p nucleus.
+
+    temperature > 0; top_k <= 0 or None keeps all; top_p in [0, 1], where 0 keeps only the top token.
+    Returns probabilities (V,) that sum to 1 with zeros for removed tokens.
+    """
+    if not temperature > 0:
+        raise ValueError("temperature must be > 0")
+    scaled = logits.float() / temperature
+    vocab = scaled.shape[-1]
+    if top_k is not None and 0 < top_k < vocab:
+        kth = torch.topk(scaled, top_k).values[-1]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Keep a token if the mass before it is < top_p; the first token is always kept.
+        mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+        keep_sorted = mass_before < top_p
+        keep_sorted[0] = True
+        keep = torch.zeros_like(keep_sorted).scatter(0, order, keep_sorted)
+        probs = probs * keep
+        probs = probs / probs.sum()
+    return probs
+
+
+def top_tokens(probs: torch.Tensor, tokenizer: PreTrainedTokenizerBase, k: int = 10) -> list[TokenProb]:
+    """The k most likely tokens, most likely first."""
+    values, ids = torch.topk(probs, min(k, probs.shape[-1]))
+    return [
+        TokenProb(token_id=int(i), text=readable_piece(tokenizer, int(i)), prob=float(v))
+        for v, i in zip(values, ids, strict=True)
+    ]
+
+
+@torch.inference_mode()
+def greedy_continuation(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    max_new_tokens: int = 30,
+    stop_text: str | None = None,
+) -> str:
+    """Greedy continuation of `prompt` (text only, prompt excluded); stops at EOS or at `stop_text`."""
+    tokens = encode_prompt(tokenizer, prompt, context_limit(model) - max_new_tokens)
+    ids = list(tokens.ids)
+    out: list[int] = []
+    for _ in range(max_new_tokens):
+        next_id = int(next_token_logits(model, ids[-context_limit(model) :]).argmax())
+        if next_id == tokenizer.eos_token_id:
+            break
+        ids.append(next_id)
+        out.append(next_id)
+        if stop_text and stop_text in tokenizer.decode(out):
+            break
+    text = tokenizer.decode(out)
+    if stop_text and stop_text in text:
+        text = text[: text.index(stop_text)]
+    return text
+
+
+def capital_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
+    """(right, total): greedy answers to "The capital of X is" that name X's capital, over 40 countries."""
+    right = 0
+    for country in COUNTRIES:
+        answer = greedy_continuation(model, tokenizer, capital_prompt(country), 8, stop_text=".")
+        right += answer.strip().split(",")[0] == country.capital
+    return right, len(COUNTRIES)

@@ -1,0 +1,66 @@
+"""The loader and the bundled tiny-base: offline, read-only, and it knows its capitals."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from llmlab import nexttoken
+from llmlab.modeling import MODELS_DIR, ModelLoadError, bundled_models, load_model, trainable_copy
+
+
+def test_tiny_base_says_paris_with_p_at_least_half(tiny_base):
+    ids = tiny_base.tokenizer("The capital of France is")["input_ids"]
+    probs = torch.softmax(nexttoken.next_token_logits(tiny_base.model, ids), -1)
+    top = nexttoken.top_tokens(probs, tiny_base.tokenizer, 1)[0]
+    assert top.text == " Paris"
+    assert top.prob >= 0.5
+
+
+def test_tiny_base_knows_at_least_35_of_40_capitals(tiny_base):
+    right, total = nexttoken.capital_accuracy(tiny_base.model, tiny_base.tokenizer)
+    assert total == 40
+    assert right >= 35
+
+
+def test_transformers_loads_the_bundled_folder_directly_offline(monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = AutoModelForCausalLM.from_pretrained(MODELS_DIR / "tiny-base")
+    assert model.config.model_type == "gpt2"
+
+
+def test_every_bundled_file_is_under_10_mb():
+    files = [p for p in MODELS_DIR.rglob("*") if p.is_file()]
+    assert files
+    assert max(p.stat().st_size for p in files) < 10 * 2**20
+
+
+def test_every_bundled_model_has_a_model_card():
+    assert "tiny-base" in bundled_models()
+    for name in bundled_models():
+        assert (MODELS_DIR / name / "MODEL_CARD.md").is_file()
+
+
+@pytest.mark.parametrize("name", ["no-such-org/no-such-model-xyz", "definitely not a model", ""])
+def test_unknown_model_gives_a_clear_message(name):
+    with pytest.raises(ModelLoadError) as err:
+        load_model(name, "cpu")
+    message = str(err.value)
+    assert "Could not load" in message or "No model name" in message
+
+
+def test_folder_without_config_is_refused(tmp_path: Path):
+    with pytest.raises(ModelLoadError, match="config.json"):
+        load_model(str(tmp_path), "cpu")
+
+
+def test_shared_model_is_frozen_and_trainable_copy_is_independent(tiny_base):
+    assert not any(p.requires_grad for p in tiny_base.model.parameters())
+    assert not tiny_base.model.training
+    copy = trainable_copy(tiny_base)
+    assert all(p.requires_grad for p in copy.parameters())
+    with torch.no_grad():
+        next(copy.parameters()).add_(1.0)
+    assert not torch.equal(next(copy.parameters()), next(tiny_base.model.parameters()))

@@ -1,0 +1,66 @@
+"""Temperature, top-k and top-p on logits, and prompt handling."""
+
+import pytest
+import torch
+
+from llmlab.nexttoken import PromptError, encode_prompt, sampling_distribution, top_tokens
+
+LOGITS = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.7, 1.0, 5.0])
+@pytest.mark.parametrize("top_k", [0, 1, 3, 100])
+@pytest.mark.parametrize("top_p", [0.0, 0.5, 0.9, 1.0])
+def test_sampling_distribution_sums_to_one(temperature, top_k, top_p):
+    probs = sampling_distribution(LOGITS, temperature, top_k, top_p)
+    assert torch.isclose(probs.sum(), torch.tensor(1.0))
+    assert (probs >= 0).all()
+
+
+def test_top_k_one_is_argmax_and_top_p_zero_keeps_one_token():
+    assert sampling_distribution(LOGITS, 1.0, top_k=1).argmax() == 0
+    assert (sampling_distribution(LOGITS, 1.0, top_k=1) > 0).sum() == 1
+    assert (sampling_distribution(LOGITS, 1.0, top_p=0.0) > 0).sum() == 1
+
+
+def test_top_k_larger_than_vocab_keeps_all_and_matches_softmax():
+    assert torch.allclose(sampling_distribution(LOGITS, 1.0, top_k=10_000), torch.softmax(LOGITS, -1))
+
+
+def test_temperature_sharpens_and_flattens():
+    cold, hot = sampling_distribution(LOGITS, 0.1), sampling_distribution(LOGITS, 5.0)
+    assert cold.max() > torch.softmax(LOGITS, -1).max() > hot.max()
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    probs = torch.softmax(LOGITS, -1)  # [0.55, 0.20, 0.12, 0.07, ...]
+    kept = sampling_distribution(LOGITS, 1.0, top_p=0.7) > 0
+    assert kept.tolist() == [True, True, False, False, False, False]
+    assert probs[:1].sum() < 0.7 <= probs[:2].sum()
+
+
+def test_nonpositive_temperature_is_refused():
+    with pytest.raises(ValueError):
+        sampling_distribution(LOGITS, 0.0)
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
+def test_empty_prompt_is_a_prompt_error(tiny_base, prompt):
+    with pytest.raises(PromptError):
+        encode_prompt(tiny_base.tokenizer, prompt, 128)
+
+
+def test_long_prompt_keeps_its_last_tokens(tiny_base):
+    tokens = encode_prompt(tiny_base.tokenizer, "word " * 5000, 128)
+    assert len(tokens.ids) == 128 and tokens.truncated > 0
+
+
+def test_emoji_pieces_are_readable_bytes_not_replacement_characters(tiny_base):
+    tokens = encode_prompt(tiny_base.tokenizer, "Hi 🎉", 128)
+    assert all("\ufffd" not in piece for piece in tokens.pieces)
+    assert any(piece.startswith("\\x") for piece in tokens.pieces)
+
+
+def test_top_tokens_are_sorted(tiny_base):
+    tops = top_tokens(torch.softmax(LOGITS, -1), tiny_base.tokenizer, 4)
+    assert [t.token_id for t in tops] == [0, 1, 2, 3]

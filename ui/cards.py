@@ -1,0 +1,79 @@
+"""The one card renderer: a lesson from lessons/ laid out around its page's live demo.
+
+Reading order follows the card: title and intuition, the problem, then the demo (left) beside the
+"Think it through" Q&A (right), then how it works, the code example, the misconception, where you see
+it, the summary and the resources. Card text is escaped, so it shows exactly as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import streamlit as st
+
+from llmlab.lessons import Lesson, load_lessons
+from ui.text import md_escape
+
+
+@st.cache_resource
+def lessons() -> dict[str, Lesson]:
+    """Parsed once per process; Lesson objects are frozen, so sharing them is safe."""
+    return load_lessons()
+
+
+def render_lesson_page(lesson_id: str, demo: Callable[[], None], try_it: Mapping[str, str] | None = None) -> None:
+    """Draw the whole page for one card; `demo` draws the live demo; `try_it` maps a Q&A id to a hint."""
+    lesson = lessons()[lesson_id]
+    st.title(lesson.title)
+    st.caption(" · ".join(lesson.tags))
+    st.info(md_escape(lesson.intuition), icon="💡")
+    with st.expander("What problem it solves", expanded=True):
+        _paragraphs(lesson.problem)
+
+    demo_col, qa_col = st.columns([3, 2], gap="large")
+    with demo_col:
+        st.subheader("Live demo")
+        demo()
+    with qa_col:
+        render_questions(lesson, try_it or {})
+
+    st.divider()
+    how_col, code_col = st.columns(2, gap="large")
+    with how_col:
+        st.subheader("How it works")
+        for block in lesson.how_it_works:
+            if block.kind == "code":
+                st.code(block.text, language="python")
+            else:
+                _paragraphs(block.text)
+    with code_col:
+        st.subheader("Code example")
+        st.code(lesson.code_example, language="python")
+        st.subheader("Common misconception")
+        st.warning(md_escape(lesson.misconception), icon="⚠️")
+    st.subheader("Where you see it")
+    for line in lesson.where_you_see_it:
+        st.markdown("- " + md_escape(line))
+    st.subheader("English summary")
+    _paragraphs(lesson.summary)
+    st.subheader("Key resources")
+    if lesson.resources:
+        for resource in lesson.resources:
+            label = md_escape(resource.text)
+            st.markdown(f"- [{label}]({resource.url})" if resource.url else f"- {label}")
+    else:
+        st.caption("This card lists no resources.")
+
+
+def render_questions(lesson: Lesson, try_it: Mapping[str, str]) -> None:
+    st.subheader("Think it through")
+    for number, qa in enumerate(lesson.qas, start=1):
+        with st.expander(f"Q{number}. {md_escape(qa.question)}"):
+            _paragraphs(qa.answer)
+        if qa.id in try_it:
+            st.caption(f"🧪 Try it: {try_it[qa.id]}")
+
+
+def _paragraphs(text: str) -> None:
+    for paragraph in text.split("\n\n"):
+        st.markdown(md_escape(paragraph))

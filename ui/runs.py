@@ -1,0 +1,95 @@
+"""The one run panel: Start / Stop / Reset buttons for a background `Job`, and a live view while it runs.
+
+The job lives in a session-scoped `st.cache_resource` registry, so each browser session has its own runs
+and closing the tab stops them (`on_release`). While a job runs, a fragment redraws every 0.5 s; when it
+ends, one full rerun puts the buttons back. AppTest never fires `run_every`: tests poll with `at.run()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from llmlab.jobs import Job
+
+REDRAW_S = 0.5
+
+
+def _stop_all(jobs: dict[str, Job]) -> None:
+    for job in jobs.values():
+        job.stop()
+
+
+@st.cache_resource(scope="session", on_release=_stop_all)
+def session_jobs() -> dict[str, Job]:
+    """This session's jobs by panel key; released (and its jobs stopped) when the session ends."""
+    return {}
+
+
+def current_job(key: str) -> Job | None:
+    return session_jobs().get(key)
+
+
+def run_panel(
+    key: str,
+    make_job: Callable[[], Job],
+    draw: Callable[[Job], None],
+    start_label: str = "Start",
+    idle_message: str = "Press Start to begin a run.",
+) -> Job | None:
+    """Buttons plus the live view for one kind of run. `make_job` builds (not starts) a new Job;
+    `draw(job)` draws its metrics so far. Returns the session's job for this panel, if any."""
+    jobs = session_jobs()
+    job = jobs.get(key)
+    running = job is not None and job.running
+    b1, b2, b3 = st.columns(3)
+    if b1.button(start_label, key=f"{key}_start", type="primary", disabled=running):
+        job = jobs[key] = make_job().start()
+        running = True
+    if b2.button("Stop", key=f"{key}_stop", disabled=not running):
+        job.stop()
+        job.join(timeout=5)  # let it finish its current step so the view below is final
+        running = job.running
+    if b3.button("Reset", key=f"{key}_reset", disabled=job is None):
+        if job is not None:
+            job.stop()
+        jobs.pop(key, None)
+        job, running = None, False
+
+    if job is None:
+        st.caption(idle_message)
+        return None
+    if running:
+        _live_view(key, draw)
+    else:
+        _status_line(job)
+        draw(job)
+    return job
+
+
+def _live_view(key: str, draw: Callable[[Job], None]) -> None:
+    @st.fragment(run_every=REDRAW_S)
+    def live() -> None:
+        job = session_jobs().get(key)
+        if job is None:
+            return
+        _status_line(job)
+        draw(job)
+        if not job.running:
+            st.rerun()  # one full rerun: buttons go back to idle, the final view is drawn
+
+    live()
+
+
+def _status_line(job: Job) -> None:
+    if job.status == "queued":
+        st.info("Waiting for a free training slot: other runs are using the server's cores.", icon="⏳")
+    elif job.status == "running":
+        st.caption(f"Running… {job.elapsed_s:.1f} s")
+    elif job.status == "done":
+        st.success(f"Finished in {job.elapsed_s:.1f} s.", icon="✅")
+    elif job.status == "stopped":
+        st.info(f"Stopped after {job.elapsed_s:.1f} s; the results so far are kept below.", icon="⏹️")
+    elif job.status == "failed":
+        st.error(job.error or "The run failed.", icon="⚠️")
