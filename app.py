@@ -41,10 +41,10 @@ st.graphviz_chart(
 columns = st.columns(len(cards))
 for column, lesson, (path, label, icon) in zip(columns, cards.values(), PAGES[1:], strict=True):
     with column:
-        st.subheader(lesson.title)
+        st.subheader(label)
         first_sentence = lesson.summary.split(". ")[0].rstrip(".") + "."
         st.markdown(md_escape(first_sentence))
-        st.page_link(path, label=f"Open {label}", icon=icon)
+        st.page_link(path, label=f"Open: {lesson.title}", icon=icon)
 
 st.divider()
 st.caption(

@@ -95,3 +95,321 @@ def loss_curve(
         )
     fig.update_yaxes(rangemode="tozero")
     return style(fig, title, x_title, "cross-entropy loss (nats per token)")
+
+
+# -- pre-training page -----------------------------------------------------------------------------
+
+SERIES_COLORS = (ACCENT, HIGHLIGHT, "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
+
+
+def token_probability_lines(
+    steps: Sequence[int],
+    probs_by_token: dict[str, Sequence[float]],
+    title: str,
+    highlight: str | None = None,
+) -> go.Figure:
+    """Probability of a few candidate next tokens (one line each) as training goes on."""
+    fig = go.Figure()
+    for n, (text, probs) in enumerate(probs_by_token.items()):
+        is_highlight = text == highlight
+        fig.add_scatter(
+            x=list(steps),
+            y=list(probs),
+            mode="lines+markers",
+            name=token_label(text),
+            line={"color": HIGHLIGHT if is_highlight else SERIES_COLORS[(n + 2) % len(SERIES_COLORS)]},
+            line_width=4 if is_highlight else 2,
+        )
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig = style(fig, title, "training step", "probability of being the next token")
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def loss_curves(
+    series: dict[str, tuple[Sequence[int], Sequence[float]]],
+    title: str,
+    start_line: float | None = None,
+    start_label: str = "",
+) -> go.Figure:
+    """Several runs' loss against step on one chart (one colour per run)."""
+    fig = go.Figure()
+    for n, (name, (steps, losses)) in enumerate(series.items()):
+        fig.add_scatter(x=list(steps), y=list(losses), mode="lines", name=name, line={"color": SERIES_COLORS[n % 8]})
+    if start_line is not None and math.isfinite(start_line):
+        fig.add_hline(y=start_line, line_dash="dash", line_color=MUTED, annotation_text=start_label)
+    fig.update_yaxes(rangemode="tozero")
+    fig = style(fig, title, "training step", "cross-entropy loss (nats per token)")
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def metric_vs_noise(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    y_title: str,
+    chosen_noise: float | None = None,
+    percent_y: bool = False,
+) -> go.Figure:
+    """One line per series (e.g. "precomputed", "your live run") of a metric against the corrupted fraction."""
+    fig = go.Figure()
+    for n, (name, (noise, values)) in enumerate(series.items()):
+        fig.add_scatter(
+            x=[100 * x for x in noise],
+            y=list(values),
+            mode="lines+markers",
+            name=name,
+            marker={"size": 9 if n else 7},
+            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)], "dash": "solid" if n == 0 else "dot"},
+        )
+    if chosen_noise is not None:
+        fig.add_vline(x=100 * chosen_noise, line_dash="dash", line_color=MUTED)
+    if percent_y:
+        fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    return style(fig, title, "corrupted documents (% of the corpus)", y_title, height=320)
+
+
+def iso_compute_losses(
+    curves: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    points: Sequence[tuple[str, float, float]],
+    title: str,
+) -> go.Figure:
+    """Predicted loss against model size along iso-compute curves (log x), with labelled runs as markers."""
+    fig = go.Figure()
+    for n, (name, n_params, losses) in enumerate(curves):
+        fig.add_scatter(
+            x=list(n_params),
+            y=list(losses),
+            mode="lines",
+            name=name,
+            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)]},
+        )
+    for n, (name, n_params, loss) in enumerate(points):
+        fig.add_scatter(
+            x=[n_params],
+            y=[loss],
+            mode="markers+text",
+            name=name,
+            text=[html.escape(name)],
+            textposition="top center",
+            marker={"size": 12, "symbol": "diamond", "color": SERIES_COLORS[(n + 2) % len(SERIES_COLORS)]},
+            showlegend=False,
+        )
+    fig.update_xaxes(type="log")
+    fig = style(fig, title, "parameters N (log scale)", "predicted loss L(N, D) (nats per token)", height=420)
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def compute_frontier(
+    lines: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
+    points: Sequence[tuple[str, float, float]],
+    title: str,
+) -> go.Figure:
+    """Runs in the (parameters, tokens) plane, log-log: frontier and iso-compute lines (name, N, D, dash)."""
+    fig = go.Figure()
+    for n, (name, n_params, n_tokens, dash) in enumerate(lines):
+        fig.add_scatter(
+            x=list(n_params),
+            y=list(n_tokens),
+            mode="lines",
+            name=name,
+            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)] if dash == "solid" else MUTED, "dash": dash},
+        )
+    for n, (name, n_params, n_tokens) in enumerate(points):
+        fig.add_scatter(
+            x=[n_params],
+            y=[n_tokens],
+            mode="markers+text",
+            name=name,
+            text=[html.escape(name)],
+            textposition="middle right",
+            marker={"size": 12, "symbol": "diamond", "color": SERIES_COLORS[(n + 2) % len(SERIES_COLORS)]},
+            showlegend=False,
+        )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    fig = style(fig, title, "parameters N (log scale)", "training tokens D (log scale)", height=420)
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+# -- DPO page ----------------------------------------------------------------------------------------
+
+
+def dpo_loss_chart(curves: Sequence[tuple[float, Sequence[float], Sequence[float], Sequence[float]]]) -> go.Figure:
+    """DPO loss −log σ(β·m) (solid, left axis) and gradient weight σ(−β·m) (dotted, right axis) against the
+    log-ratio margin m, one colour per β: (beta, margins, losses, weights)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for n, (beta, margins, losses, weights) in enumerate(curves):
+        color = SERIES_COLORS[n % len(SERIES_COLORS)]
+        fig.add_scatter(
+            x=list(margins),
+            y=list(losses),
+            mode="lines",
+            name=f"loss, β = {beta:g}",
+            line={"color": color},
+            secondary_y=False,
+        )
+        fig.add_scatter(
+            x=list(margins),
+            y=list(weights),
+            mode="lines",
+            name=f"gradient weight, β = {beta:g}",
+            line={"color": color, "dash": "dot"},
+            secondary_y=True,
+        )
+    fig.add_vline(x=0, line_color=MUTED, line_dash="dash")
+    fig = style(
+        fig,
+        "DPO loss (solid) and gradient weight σ(−β·margin) (dotted) for several β",
+        "margin = log-ratio of chosen − log-ratio of rejected (nats)",
+        "loss −log σ(β·margin) (nats)",
+        height=420,
+    )
+    fig.update_yaxes(title_text="gradient weight σ(−β·margin) (0–1)", range=[0, 1.02], secondary_y=True)
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+DPO_PANELS = (  # (subplot title, y-axis title, [(trl metric key, legend name)])
+    ("Loss", "DPO loss (nats)", [("loss", "loss")]),
+    (
+        "Implicit rewards β·log π/π_ref",
+        "implicit reward (nats × β)",
+        [("rewards/chosen", "chosen"), ("rewards/rejected", "rejected"), ("rewards/margins", "margin")],
+    ),
+    ("Reward accuracy (batch)", "pairs ranked right (%)", [("rewards/accuracies", "accuracy")]),
+    ("Log-probs of the answers", "log π(answer) (nats)", [("logps/chosen", "chosen"), ("logps/rejected", "rejected")]),
+)
+
+
+def dpo_run_curves(steps: Sequence[float], metrics: dict[str, Sequence[float]], title: str) -> go.Figure:
+    """trl's per-step DPO metrics as four panels: loss, implicit rewards, reward accuracy, answer log-probs."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[html.escape(p[0]) for p in DPO_PANELS], vertical_spacing=0.16)
+    colors = {"chosen": "#54a24b", "rejected": "#e45756", "margin": ACCENT, "loss": ACCENT, "accuracy": ACCENT}
+    shown: set[str] = set()
+    for n, (_, y_title, series) in enumerate(DPO_PANELS):
+        row, col = n // 2 + 1, n % 2 + 1
+        for key, name in series:
+            values = list(metrics.get(key, []))
+            if key == "rewards/accuracies":
+                values = [100 * v for v in values]
+            fig.add_scatter(
+                x=list(steps),
+                y=values,
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                showlegend=name not in shown and name in ("chosen", "rejected", "margin"),
+                line={"color": colors[name]},
+                row=row,
+                col=col,
+            )
+            shown.add(name)
+        fig.update_yaxes(title_text=y_title, row=row, col=col)
+        fig.update_xaxes(title_text="training step", row=row, col=col)
+    fig = style(fig, title, "training step", "DPO loss (nats)", height=560)
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def beta_sweep_chart(
+    betas: Sequence[float], accuracy: Sequence[float], kl: Sequence[float], reference_accuracy: float | None = None
+) -> go.Figure:
+    """Held-out preference accuracy (left axis) and KL to the reference (right axis) against β, log x."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(
+        x=list(betas),
+        y=[100 * a for a in accuracy],
+        mode="lines+markers",
+        name="held-out preference accuracy",
+        line={"color": ACCENT},
+        secondary_y=False,
+    )
+    fig.add_scatter(
+        x=list(betas),
+        y=list(kl),
+        mode="lines+markers",
+        name="KL(π ‖ π_ref)",
+        line={"color": HIGHLIGHT, "dash": "dot"},
+        marker={"symbol": "square"},
+        secondary_y=True,
+    )
+    if reference_accuracy is not None:
+        fig.add_hline(
+            y=100 * reference_accuracy,
+            line_dash="dash",
+            line_color=MUTED,
+            annotation_text="start model (reference)",
+            annotation_position="bottom right",
+        )
+    fig.update_xaxes(type="log")
+    fig = style(
+        fig,
+        "β sweep: held-out preference accuracy and drift from the reference",
+        "β (log scale)",
+        "held-out pairs ranked right (%)",
+        height=400,
+    )
+    fig.update_yaxes(title_text="KL(π ‖ π_ref) (nats per answer)", rangemode="tozero", secondary_y=True)
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def reward_kl_frontier(points: Sequence[tuple[str, str, float, float]], title: str) -> go.Figure:
+    """Reward against KL to the reference, one marker per run (method, label, kl, reward), one colour per method."""
+    fig = go.Figure()
+    methods = list(dict.fromkeys(p[0] for p in points))
+    for n, method in enumerate(methods):
+        rows = sorted((p for p in points if p[0] == method), key=lambda p: p[2])
+        fig.add_scatter(
+            x=[p[2] for p in rows],
+            y=[p[3] for p in rows],
+            mode="lines+markers+text",
+            name=html.escape(method),
+            text=[html.escape(p[1]) for p in rows],
+            textposition="top center",
+            marker={"size": 11, "color": SERIES_COLORS[n % len(SERIES_COLORS)]},
+            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)], "dash": "dot"},
+        )
+    fig = style(
+        fig, title, "KL(π ‖ π_ref) (nats per answer)", "true reward of sampled answers (share right)", height=420
+    )
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def grouped_bars(
+    categories: Sequence[str],
+    series: dict[str, Sequence[float]],
+    title: str,
+    x_title: str,
+    y_title: str,
+    percent: bool = True,
+) -> go.Figure:
+    """Bars per category, one colour per series (e.g. before / after a run)."""
+    fig = go.Figure()
+    for n, (name, values) in enumerate(series.items()):
+        fig.add_bar(
+            x=[html.escape(c) for c in categories],
+            y=list(values),
+            name=html.escape(name),
+            marker_color=SERIES_COLORS[n % len(SERIES_COLORS)] if n else MUTED,
+            text=[f"{v:.0%}" if percent else f"{v:.2f}" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+        )
+    if percent:
+        fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
+    fig = style(fig, title, x_title, y_title, height=360)
+    fig.update_layout(barmode="group", showlegend=True)
+    return fig

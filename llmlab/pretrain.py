@@ -7,6 +7,9 @@ It follows the card's pseudocode: sample text, predict every next token, cross-e
     model = new_model(tokenizer, TinyGPTConfig(), seed=0)
     ids = encode_corpus(tokenizer, generate_corpus(seed=0))
     history = pretrain(model, ids, PretrainConfig(steps=300))
+
+The live demo wraps the same loop in `live_pretraining(job, ...)`: per-step metrics via `job.log`, and
+every few steps a probe of the next-token distribution (and now and then a greedy sample) via `job.note`.
 """
 
 from __future__ import annotations
@@ -146,3 +149,99 @@ def pretrain(
             on_step(metrics, model)
     model.eval()
     return history
+
+
+# -- the live "watch it learn" run ------------------------------------------------------------------
+
+PROBE_PROMPT = "The capital of France is"
+SAMPLE_PROMPTS = ("Once upon a time", "The capital of Japan is", "Q: What is 3 + 4? A:")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """What the live run looks at while it trains (cheap: one forward of a few tokens per probe)."""
+
+    prompt: str = field(default=PROBE_PROMPT, metadata={"help": "Its next-token distribution is redrawn as it trains."})
+    every: int = field(default=10, metadata={"help": "Steps between two probes of the next-token distribution."})
+    sample_every: int = field(default=50, metadata={"help": "Steps between two rounds of greedy samples."})
+    sample_prompts: tuple[str, ...] = SAMPLE_PROMPTS
+    sample_tokens: int = 16
+
+
+_corpus_cache: dict[tuple[str, int, int], torch.Tensor] = {}
+_corpus_lock = threading.Lock()
+
+
+def corpus_ids(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> torch.Tensor:
+    """The generated corpus (seed `seed`) encoded with `tokenizer`: computed once per process (~2 s), shared.
+
+    Read-only: runs only index into it."""
+    from llmlab.corpus import generate_corpus
+
+    key = (tokenizer.name_or_path, len(tokenizer), seed)
+    with _corpus_lock:
+        if key not in _corpus_cache:
+            _corpus_cache[key] = encode_corpus(tokenizer, generate_corpus(seed=seed))
+        return _corpus_cache[key]
+
+
+def expected_answer(prompt: str) -> str | None:
+    """The corpus's answer to a capital probe: "The capital of France is" -> " Paris"; None for other prompts."""
+    from llmlab.corpus import COUNTRIES, capital_prompt
+
+    for country in COUNTRIES:
+        if prompt.strip() == capital_prompt(country):
+            return " " + country.capital
+    return None
+
+
+def live_pretraining(
+    job,
+    tokenizer: PreTrainedTokenizerBase,
+    config: PretrainConfig,
+    probe: ProbeConfig = ProbeConfig(),
+    shape: TinyGPTConfig = TinyGPTConfig(),
+) -> GPT2LMHeadModel:
+    """The worker of the live demo (`Job(name, lambda job: live_pretraining(job, ...))`): pre-train a fresh
+    tiny GPT-2 from random init, logging every step and probing every `probe.every` steps.
+
+    job.metrics: {"step", "loss", "tokens", "elapsed_s"} per step.
+    job.notes:   {"kind": "start", "prompt", "answer", "vocab_size"} first, then
+                 {"kind": "probe", "step", "probs": (V,) float32 numpy array} and
+                 {"kind": "sample", "step", "texts": [prompt + greedy continuation, ...]}.
+    Returns the trained model (in eval mode)."""
+    from llmlab.nexttoken import encode_prompt, greedy_continuation, next_token_logits
+
+    prompt_ids = encode_prompt(tokenizer, probe.prompt, config.block_size).ids  # the context it trains on
+    ids = corpus_ids(tokenizer)
+    model = new_model(tokenizer, shape, seed=config.seed)
+
+    def record_probe(step: int) -> None:
+        probs = torch.softmax(next_token_logits(model, prompt_ids), dim=-1)  # (V,)
+        job.note(kind="probe", step=step, probs=probs.numpy().astype("float32"))
+
+    def record_samples(step: int) -> None:
+        texts = [p + greedy_continuation(model, tokenizer, p, probe.sample_tokens) for p in probe.sample_prompts]
+        job.note(kind="sample", step=step, texts=texts)
+
+    def on_step(m: StepMetrics, _model: GPT2LMHeadModel) -> None:
+        job.log(step=m.step, loss=m.loss, tokens=m.tokens_seen, elapsed_s=m.elapsed_s)
+        if m.step % probe.every == 0:
+            model.eval()  # no dropout in this model, so eval/train only matter for other shapes
+            record_probe(m.step)
+            if m.step % probe.sample_every == 0:
+                record_samples(m.step)
+            model.train()
+
+    job.note(kind="start", prompt=probe.prompt, answer=expected_answer(probe.prompt), vocab_size=len(tokenizer))
+    model.eval()
+    record_probe(0)
+    record_samples(0)
+    history = pretrain(model, ids, config, on_step=on_step, stop=job.stop_event)  # leaves it in eval mode
+    last = history[-1].step if history else 0
+    if last % probe.every:
+        record_probe(last)
+    if last % probe.every or last % probe.sample_every:
+        record_samples(last)
+    model.eval()
+    return model

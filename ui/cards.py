@@ -43,12 +43,12 @@ def render_lesson_page(lesson_id: str, demo: Callable[[], None], try_it: Mapping
         st.subheader("How it works")
         for block in lesson.how_it_works:
             if block.kind == "code":
-                st.code(block.text, language="python")
+                st.code(block.text, language="python", wrap_lines=True)
             else:
                 _paragraphs(block.text)
     with code_col:
         st.subheader("Code example")
-        st.code(lesson.code_example, language="python")
+        st.code(lesson.code_example, language="python", wrap_lines=True)
         st.subheader("Common misconception")
         st.warning(md_escape(lesson.misconception), icon="⚠️")
     st.subheader("Where you see it")

@@ -1,0 +1,790 @@
+"""DPO on a real tiny model: the loss drawn, the implicit reward of one pair, trl's DPOTrainer run live, a β sweep.
+
+Follows Rafailov et al. 2023 ("Your Language Model is Secretly a Reward Model") and trl 1.16's `DPOTrainer`
+with its default `loss_type="sigmoid"`. For a pair (prompt x, chosen y_w, rejected y_l):
+
+    Δ_w = log π(y_w|x) − log π_ref(y_w|x)          # log-ratio of the chosen answer (nats)
+    Δ_l = log π(y_l|x) − log π_ref(y_l|x)          # log-ratio of the rejected answer
+    margin = Δ_w − Δ_l
+    loss = −log σ(β · margin)                      # dpo_loss
+    ∂loss/∂margin = −β · σ(−β · margin)            # σ(−β·margin) = dpo_gradient_weight
+    implicit reward r(x, y) = β · log π(y|x)/π_ref(y|x)
+
+Log-probs are summed over the answer's tokens (and its end-of-text token), tokenized exactly as trl does, so
+`score_pairs(...)` reproduces trl's logged `loss`, `rewards/*` and `logps/*` for the same batch
+(tests/test_dpo.py checks it). `kl_to_reference` measures the drift that β is meant to limit. The page
+(pages/4_DPO.py) runs `dpo_work` / `sweep_work` in a background `Job`:
+
+    settings = DPOSettings(beta=0.1, steps=50)
+    run = train_dpo(start, train_pairs, settings)              # start: a LoadedModel (tiny-sft)
+    scores = score_pairs(run.policy, run.reference, start.tokenizer, heldout_pairs)
+    heldout_accuracy(scores), kl_to_reference(run.policy, run.reference, start.tokenizer, prompts)
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from llmlab.jobs import DivergedError, Job, JobCallback
+from llmlab.modeling import LoadedModel, trainable_copy
+from llmlab.preferences import question_text
+
+Pair = Mapping[str, Any]  # {"prompt", "chosen", "rejected"}: strings, or chat messages as trl accepts them
+RewardFn = Callable[[str, str], float]  # (prompt text, answer text) -> the preference data's true reward
+
+BETA_CHOICES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)  # the page's log slider
+SWEEP_BETAS = (0.01, 0.05, 0.1, 0.5, 1.0)
+LOG_KEYS = (  # trl's per-step metrics the live charts draw
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+)
+
+
+class PairError(ValueError):
+    """A preference pair DPO cannot learn from (empty prompt or answer, chosen identical to rejected)."""
+
+
+class SettingsError(ValueError):
+    """A DPO setting out of range (β <= 0, a NaN learning rate, ...); the message says which and why."""
+
+
+# -- settings ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    """One DPO run. The `help` texts are the page's slider help, so code and UI say the same thing."""
+
+    beta: float = field(
+        default=0.1,
+        metadata={
+            "help": "β: how strongly the policy is tied to the reference. Small β lets it drift far from the "
+            "SFT model to fit the pairs; large β keeps it close. The loss is −log σ(β·margin)."
+        },
+    )
+    steps: int = field(default=50, metadata={"help": "Optimizer steps of DPOTrainer (one batch of pairs each)."})
+    learning_rate: float = field(
+        default=5e-4,
+        metadata={"help": "AdamW step size. 1e-4–1e-3 suits this 1M-parameter model; far above it the run diverges."},
+    )
+    batch_size: int = field(default=8, metadata={"help": "Preference pairs per step."})
+    seed: int = field(default=0, metadata={"help": "Seeds the data order: the same seed gives the same run."})
+
+    def __post_init__(self) -> None:
+        problems = settings_problems(self.beta, self.steps, self.learning_rate, self.batch_size)
+        if problems:
+            raise SettingsError(" ".join(problems))
+
+    @staticmethod
+    def help(name: str) -> str:
+        return next(f.metadata.get("help", "") for f in fields(DPOSettings) if f.name == name)
+
+
+def settings_problems(beta: float, steps: int, learning_rate: float, batch_size: int = 8) -> list[str]:
+    """Plain-language reasons these values cannot train (empty list: they can)."""
+    problems = []
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        problems.append(f"β must be a positive number (got {beta!r}): β = 0 would make the loss constant.")
+    if not (isinstance(steps, int) and 1 <= steps <= 5000):
+        problems.append(f"Steps must be a whole number from 1 to 5000 (got {steps!r}).")
+    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
+        problems.append(f"The learning rate must be a positive number (got {learning_rate!r}).")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        problems.append(f"The batch size must be at least 1 (got {batch_size!r}).")
+    return problems
+
+
+def settings_from_query(params: Mapping[str, str], default: DPOSettings | None = None) -> tuple[DPOSettings, list[str]]:
+    """Settings from URL query parameters (`?beta=0.05&steps=100&lr=3e-4`), and what was wrong with them.
+
+    A bad value (β = 0, β = -1, "abc", NaN) is replaced by the default and named in the messages, so a typed URL
+    can never start a run that cannot train."""
+    default = default or DPOSettings()
+    values = {"beta": default.beta, "steps": default.steps, "learning_rate": default.learning_rate}
+    messages = []
+    for key, name, cast in (("beta", "beta", float), ("steps", "steps", int), ("lr", "learning_rate", float)):
+        if key not in params:
+            continue
+        raw = params[key]
+        try:
+            value = cast(raw)
+        except (TypeError, ValueError):
+            messages.append(f"Ignored {key}={raw!r} from the URL: not a number.")
+            continue
+        trial = {**values, name: value}
+        problems = settings_problems(trial["beta"], trial["steps"], trial["learning_rate"])
+        if problems:
+            messages.append(f"Ignored {key}={raw!r} from the URL: {problems[0]}")
+        else:
+            values = trial
+    return DPOSettings(**values, batch_size=default.batch_size, seed=default.seed), messages
+
+
+def settings_to_query(settings: DPOSettings) -> dict[str, str]:
+    return {"beta": f"{settings.beta:g}", "steps": str(settings.steps), "lr": f"{settings.learning_rate:g}"}
+
+
+def nearest_beta(beta: float) -> float:
+    """The slider choice closest to `beta` on a log scale (β must already be positive)."""
+    return min(BETA_CHOICES, key=lambda b: abs(math.log(b) - math.log(beta)))
+
+
+# -- the loss, drawn ---------------------------------------------------------------------------------------
+
+
+def dpo_loss(margin: torch.Tensor, beta: float) -> torch.Tensor:
+    """−log σ(β·margin), elementwise; margin = Δ_chosen − Δ_rejected in nats. Same formula as trl's "sigmoid"."""
+    return -F.logsigmoid(beta * margin)
+
+
+def dpo_gradient_weight(margin: torch.Tensor, beta: float) -> torch.Tensor:
+    """σ(−β·margin): how hard a pair still pushes. ∂loss/∂margin = −β·σ(−β·margin), so a pair the policy already
+    ranks right by a wide margin stops contributing, and a wrongly ranked one pushes with nearly full weight."""
+    return torch.sigmoid(-beta * margin)
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    beta: float
+    margins: list[float]  # Δ_chosen − Δ_rejected, nats
+    loss: list[float]  # nats
+    gradient_weight: list[float]  # σ(−β·margin), 0..1
+
+
+def loss_curves(
+    betas: Sequence[float], margin_range: tuple[float, float] = (-30.0, 30.0), n: int = 241
+) -> list[LossCurve]:
+    """The loss and gradient weight against the margin, one curve per β (for the loss chart)."""
+    margins = torch.linspace(margin_range[0], margin_range[1], n)
+    return [
+        LossCurve(
+            beta=beta,
+            margins=margins.tolist(),
+            loss=dpo_loss(margins, beta).tolist(),
+            gradient_weight=dpo_gradient_weight(margins, beta).tolist(),
+        )
+        for beta in betas
+    ]
+
+
+# -- tokenization and log-probs, exactly as trl computes them ------------------------------------------------
+
+
+def is_chat(pair: Pair) -> bool:
+    prompt = pair["prompt"]
+    return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], dict) and "role" in prompt[0]
+
+
+def prompt_text(pair: Pair) -> str:
+    """The user's question as plain text, without chat markers (for tables and reward functions)."""
+    return question_text(pair["prompt"])
+
+
+def answer_text(answer: Any) -> str:
+    if isinstance(answer, list):
+        return " ".join(m["content"] for m in answer if m.get("role") == "assistant")
+    return str(answer)
+
+
+def check_pair(pair: Pair) -> None:
+    """Raise PairError with a plain message if DPO cannot learn from this pair."""
+    if not prompt_text(pair).strip():
+        raise PairError("The prompt is empty: DPO compares two answers to the same prompt, so type a prompt.")
+    chosen, rejected = answer_text(pair["chosen"]), answer_text(pair["rejected"])
+    if not chosen.strip() or not rejected.strip():
+        raise PairError("An answer is empty: type both a chosen and a rejected answer.")
+    if chosen == rejected:
+        raise PairError(
+            "The chosen and rejected answers are identical: their log-ratios cancel, the margin is always 0 and "
+            "the pair teaches nothing (its loss stays at log 2 ≈ 0.693)."
+        )
+
+
+def _ids(tokenizer: PreTrainedTokenizerBase, text_or_messages: Any, add_generation_prompt: bool = False) -> list[int]:
+    if isinstance(text_or_messages, list):
+        out = tokenizer.apply_chat_template(
+            text_or_messages, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt
+        )
+        return list(out["input_ids"])
+    return list(tokenizer(text=text_or_messages)["input_ids"])
+
+
+@dataclass(frozen=True)
+class TokenizedPair:
+    prompt_ids: list[int]
+    chosen_ids: list[int]  # answer tokens only, ending with the end-of-text token
+    rejected_ids: list[int]
+
+
+def tokenize_pair(tokenizer: PreTrainedTokenizerBase, pair: Pair) -> TokenizedPair:
+    """trl 1.16's DPO preprocessing: plain-text answers get EOS appended, chat pairs go through the chat
+    template, and the answer starts where prompt and prompt+answer tokens first differ."""
+    if is_chat(pair):
+        prompt = _ids(tokenizer, pair["prompt"], add_generation_prompt=True)
+        full_chosen = _ids(tokenizer, pair["prompt"] + pair["chosen"])
+        full_rejected = _ids(tokenizer, pair["prompt"] + pair["rejected"])
+    else:
+        eos = tokenizer.eos_token
+        chosen, rejected = str(pair["chosen"]), str(pair["rejected"])
+        chosen = chosen if chosen.endswith(eos) else chosen + eos
+        rejected = rejected if rejected.endswith(eos) else rejected + eos
+        prompt = _ids(tokenizer, pair["prompt"])
+        full_chosen = _ids(tokenizer, pair["prompt"] + chosen)
+        full_rejected = _ids(tokenizer, pair["prompt"] + rejected)
+    n = min(_common_prefix(prompt, full_chosen), _common_prefix(prompt, full_rejected))
+    return TokenizedPair(prompt[:n], full_chosen[n:], full_rejected[n:])
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def generation_prompt_ids(tokenizer: PreTrainedTokenizerBase, pair: Pair) -> list[int]:
+    """The tokens a model sees before it answers this pair's prompt."""
+    return _ids(tokenizer, pair["prompt"], add_generation_prompt=is_chat(pair))
+
+
+def _device(model: PreTrainedModel) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def sequence_logps(
+    model: PreTrainedModel, prompts: Sequence[list[int]], answers: Sequence[list[int]], pad_id: int
+) -> torch.Tensor:
+    """Σ_t log π(answer_t | prompt, answer_<t) for each (prompt, answer): (N,) float32, nats."""
+    device = _device(model)
+    seqs = [p + a for p, a in zip(prompts, answers, strict=True)]
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(seqs), width), dtype=torch.long)
+    answer_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for i, (p, s) in enumerate(zip(prompts, seqs, strict=True)):
+        input_ids[i, : len(s)] = torch.tensor(s)
+        attention[i, : len(s)] = 1
+        answer_mask[i, len(p) : len(s)] = True
+    input_ids, attention, answer_mask = input_ids.to(device), attention.to(device), answer_mask.to(device)
+    logits = model(input_ids=input_ids, attention_mask=attention).logits.float()  # (N, T, V)
+    logps = torch.log_softmax(logits[:, :-1], dim=-1)  # position t predicts token t+1
+    token_logps = logps.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, T-1)
+    return (token_logps * answer_mask[:, 1:]).sum(dim=1).cpu()
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """Policy and reference log-probs (nats, summed over the answer's tokens) of one pair's two answers."""
+
+    policy_chosen: float
+    policy_rejected: float
+    reference_chosen: float
+    reference_rejected: float
+    chosen_tokens: int = 1  # answer length in tokens (with EOS), for per-token comparisons
+    rejected_tokens: int = 1
+
+    @property
+    def chosen_logratio(self) -> float:  # Δ_chosen = log π/π_ref of the chosen answer
+        return self.policy_chosen - self.reference_chosen
+
+    @property
+    def rejected_logratio(self) -> float:
+        return self.policy_rejected - self.reference_rejected
+
+    @property
+    def margin(self) -> float:
+        return self.chosen_logratio - self.rejected_logratio
+
+    def reward_chosen(self, beta: float) -> float:
+        """The implicit reward β·log π(y_w|x)/π_ref(y_w|x), as trl logs it in `rewards/chosen`."""
+        return beta * self.chosen_logratio
+
+    def reward_rejected(self, beta: float) -> float:
+        return beta * self.rejected_logratio
+
+    def loss(self, beta: float) -> float:
+        return float(dpo_loss(torch.tensor(self.margin, dtype=torch.float64), beta))
+
+    def gradient_weight(self, beta: float) -> float:
+        return float(dpo_gradient_weight(torch.tensor(self.margin, dtype=torch.float64), beta))
+
+
+def score_pairs(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[Pair],
+    batch_size: int = 64,
+) -> list[PairScore]:
+    """Log-probs of both answers under the policy and the reference, batched; raises PairError on a bad pair."""
+    for pair in pairs:
+        check_pair(pair)
+    tokenized = [tokenize_pair(tokenizer, pair) for pair in pairs]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    scores: list[PairScore] = []
+    was_training = policy.training
+    policy.eval()
+    try:
+        for start in range(0, len(tokenized), batch_size):
+            chunk = tokenized[start : start + batch_size]
+            prompts = [t.prompt_ids for t in chunk] * 2
+            answers = [t.chosen_ids for t in chunk] + [t.rejected_ids for t in chunk]
+            pol = sequence_logps(policy, prompts, answers, pad)
+            ref = sequence_logps(reference, prompts, answers, pad)
+            n = len(chunk)
+            scores += [
+                PairScore(
+                    float(pol[i]),
+                    float(pol[n + i]),
+                    float(ref[i]),
+                    float(ref[n + i]),
+                    len(chunk[i].chosen_ids),
+                    len(chunk[i].rejected_ids),
+                )
+                for i in range(n)
+            ]
+    finally:
+        policy.train(was_training)
+    return scores
+
+
+def batch_metrics(scores: Sequence[PairScore], beta: float) -> dict[str, float]:
+    """The numbers trl logs for one batch, computed from our own log-probs (same names as trl's keys)."""
+    n = len(scores)
+    return {
+        "loss": sum(s.loss(beta) for s in scores) / n,
+        "rewards/chosen": sum(s.reward_chosen(beta) for s in scores) / n,
+        "rewards/rejected": sum(s.reward_rejected(beta) for s in scores) / n,
+        "rewards/margins": sum(beta * s.margin for s in scores) / n,
+        "rewards/accuracies": sum(s.reward_chosen(beta) > s.reward_rejected(beta) for s in scores) / n,
+        "logps/chosen": sum(s.policy_chosen for s in scores) / n,
+        "logps/rejected": sum(s.policy_rejected for s in scores) / n,
+    }
+
+
+def heldout_accuracy(scores: Sequence[PairScore]) -> float:
+    """Share of pairs whose chosen answer the policy finds more likely than the rejected one, per token.
+
+    Per-token (length-normalised) log-probs, so a shorter answer is not favoured just for being short. This is
+    what a user sees (which answer the model leans to), and it is defined for the reference too, so
+    "before" is a real baseline, not 0.5 by construction."""
+    right = sum(s.policy_chosen / s.chosen_tokens > s.policy_rejected / s.rejected_tokens for s in scores)
+    return right / max(1, len(scores))
+
+
+# -- sampling, KL to the reference, true reward --------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: Sequence[list[int]],
+    max_new_tokens: int = 24,
+    seed: int = 0,
+    greedy: bool = False,
+) -> list[list[int]]:
+    """Answer tokens (up to and including EOS) for each prompt, sampled at temperature 1 or greedy.
+
+    Our own batched loop with a private torch.Generator: `generate()` would draw from torch's global RNG,
+    which other sessions' training threads share."""
+    device = _device(model)
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    limit = int(getattr(model.config, "n_positions", 1024))
+    prompts = [list(p)[-(limit - max_new_tokens) :] for p in prompt_ids]
+    width = max(len(p) for p in prompts)
+    n = len(prompts)
+    # Left-pad so every row's next token is at the last position; position ids skip the padding.
+    ids = torch.full((n, width), pad, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    answers: list[list[int]] = [[] for _ in range(n)]
+    done = torch.zeros(n, dtype=torch.bool)
+    was_training = model.training
+    model.eval()
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    step_ids, cache = ids, None
+    try:
+        for _ in range(max_new_tokens):
+            out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+            cache = out.cache  # keys/values of everything so far: each step feeds one new token
+            logits = out.logits[:, -1].float().cpu()
+            if greedy:
+                next_ids = logits.argmax(dim=-1)
+            else:
+                next_ids = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
+            for i in range(n):
+                if not done[i]:
+                    answers[i].append(int(next_ids[i]))
+                    done[i] = int(next_ids[i]) == eos
+            if bool(done.all()):
+                break
+            step_ids = next_ids.to(device).unsqueeze(1)  # (n, 1)
+            positions = positions[:, -1:] + 1
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=device)], dim=1)
+    finally:
+        model.train(was_training)
+    return answers
+
+
+@torch.no_grad()
+def per_token_kl(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    prompts: Sequence[list[int]],
+    answers: Sequence[list[int]],
+    pad_id: int,
+) -> torch.Tensor:
+    """Σ_t KL(π(·|x, y_<t) ‖ π_ref(·|x, y_<t)) over each answer's positions: (N,) nats per answer.
+
+    With answers sampled from π this is an unbiased, low-variance estimate of the sequence-level
+    KL(π ‖ π_ref) that RLHF penalises (the exact per-token KL, summed along the sampled path)."""
+    device = _device(policy)
+    seqs = [p + a for p, a in zip(prompts, answers, strict=True)]
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(seqs), width), dtype=torch.long)
+    predicts_answer = torch.zeros((len(seqs), width), dtype=torch.bool)  # position t predicts an answer token
+    for i, (p, s) in enumerate(zip(prompts, seqs, strict=True)):
+        ids[i, : len(s)] = torch.tensor(s)
+        attention[i, : len(s)] = 1
+        predicts_answer[i, len(p) - 1 : len(s) - 1] = True
+    ids, attention = ids.to(device), attention.to(device)
+    was_training = policy.training
+    policy.eval()
+    try:
+        log_p = torch.log_softmax(policy(input_ids=ids, attention_mask=attention).logits.float(), dim=-1).cpu()
+    finally:
+        policy.train(was_training)
+    log_q = torch.log_softmax(reference(input_ids=ids, attention_mask=attention).logits.float(), dim=-1).cpu()
+    kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1)  # (N, T)
+    return (kl * predicts_answer).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    kl: float  # mean Σ_t KL(π‖π_ref) over sampled answers, nats per answer
+    reward: float | None  # mean true reward of the sampled answers (None without a reward function)
+    samples: list[tuple[str, str]]  # (prompt, answer) for a few of them
+
+
+def drift_from_reference(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[Pair],
+    reward_fn: RewardFn | None = None,
+    seed: int = 0,
+    max_new_tokens: int = 24,
+) -> DriftReport:
+    """Sample one answer per pair's prompt from the policy; KL to the reference and the true reward on them."""
+    prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs]
+    answers = sample_answers(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    kl = per_token_kl(policy, reference, prompts, answers, pad)
+    texts = [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
+    questions = [prompt_text(pair) for pair in pairs]
+    reward = None
+    if reward_fn is not None:
+        reward = sum(reward_fn(q, t) for q, t in zip(questions, texts, strict=True)) / len(texts)
+    return DriftReport(kl=float(kl.mean()), reward=reward, samples=list(zip(questions, texts, strict=True))[:8])
+
+
+def kl_to_reference(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[Pair],
+    seed: int = 0,
+) -> float:
+    """Mean KL(π ‖ π_ref) in nats per answer, on answers the policy samples for these pairs' prompts."""
+    return drift_from_reference(policy, reference, tokenizer, pairs, seed=seed).kl
+
+
+def greedy_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]) -> list[str]:
+    prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs]
+    answers = sample_answers(model, tokenizer, prompts, greedy=True)
+    return [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
+
+
+# -- training with trl -------------------------------------------------------------------------------------
+
+
+def dpo_config(settings: DPOSettings, output_dir: str, device: str):
+    """trl's DPOConfig for a small model on CPU (DESIGN.md's measured settings)."""
+    from trl import DPOConfig
+
+    return DPOConfig(
+        output_dir=output_dir,
+        beta=settings.beta,
+        max_steps=settings.steps,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_length=128,  # the tiny models' context
+        report_to="none",
+        save_strategy="no",
+        bf16=False,
+        activation_checkpointing=False,
+        logging_steps=1,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+    )
+
+
+@dataclass
+class DPORun:
+    policy: PreTrainedModel  # trained, eval mode
+    reference: PreTrainedModel  # frozen copy of the start model
+    settings: DPOSettings
+    metrics: list[dict[str, float]]  # trl's on_log dicts, one per step
+    train_s: float  # wall time of trainer.train()
+    steps_done: int
+    models_in_memory: int = 2  # policy + frozen reference; no reward model, no value model
+
+
+def train_dpo(
+    start: LoadedModel,
+    train_pairs: Sequence[Pair],
+    settings: DPOSettings,
+    job: Job | None = None,
+) -> DPORun:
+    """Run trl's DPOTrainer on a private copy of `start`, with another frozen copy as the reference.
+
+    The reference is passed explicitly: with ref_model=None trl reloads it from `config._name_or_path`,
+    which for a copied model may not be the folder we started from. Neither copy touches the shared model.
+    A `job` receives every logged step and can stop the run; a NaN loss raises DivergedError."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import DPOTrainer
+
+    if not train_pairs:
+        raise PairError("There are no preference pairs to train on.")
+    for pair in train_pairs:
+        check_pair(pair)
+    policy = trainable_copy(start)
+    reference = copy.deepcopy(start.model).eval().requires_grad_(False)
+    log = _MetricsLog(job)
+    with tempfile.TemporaryDirectory(prefix="llmlab-dpo-") as out:
+        trainer = DPOTrainer(
+            model=policy,
+            ref_model=reference,
+            args=dpo_config(settings, out, start.device),
+            train_dataset=Dataset.from_list([dict(p) for p in train_pairs]),
+            processing_class=start.tokenizer,
+            callbacks=[log],
+        )
+        trainer.remove_callback(PrinterCallback)  # keep the server log quiet
+        started = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - started
+    policy.eval().requires_grad_(False)
+    if any(not math.isfinite(p.detach().abs().max().item()) for p in policy.parameters()):
+        raise DivergedError("The weights became NaN or infinite: the learning rate is too high. Lower it and retry.")
+    return DPORun(policy, reference, settings, log.metrics, train_s, trainer.state.global_step)
+
+
+class _MetricsLog(JobCallback):
+    """JobCallback that also keeps its own list (a run without a Job still gets its metrics)."""
+
+    def __init__(self, job: Job | None):
+        super().__init__(job or Job("dpo-untracked", lambda job: None))
+        self.metrics: list[dict[str, float]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        control = super().on_log(args, state, control, logs=logs, **kwargs)
+        if logs and "train_runtime" not in logs:
+            self.metrics.append({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
+        return control
+
+
+# -- what the page runs in background jobs -------------------------------------------------------------------
+
+
+@dataclass
+class DPOOutcome:
+    """A finished live run: the trained policy (kept for the other tabs) and its before/after evaluation."""
+
+    run: DPORun
+    accuracy_before: float  # held-out preference accuracy of the start model
+    accuracy_after: float
+    drift: DriftReport  # KL and true reward of the trained policy
+    reference_reward: float | None  # true reward of the start model's own samples
+    answers: list[dict[str, str]]  # prompt, before, after (greedy)
+    wall_s: float  # the whole job: training plus evaluation
+
+
+def dpo_work(
+    start: LoadedModel,
+    train_pairs: Sequence[Pair],
+    heldout_pairs: Sequence[Pair],
+    settings: DPOSettings,
+    reward_fn: RewardFn | None = None,
+    answer_pairs: int = 5,
+) -> Callable[[Job], DPOOutcome]:
+    """The live run as a Job's work function: train, then evaluate on held-out pairs."""
+
+    def work(job: Job) -> DPOOutcome:
+        started = time.perf_counter()
+        run = train_dpo(start, train_pairs, settings, job)
+        before = score_pairs(run.reference, run.reference, start.tokenizer, heldout_pairs)
+        after = score_pairs(run.policy, run.reference, start.tokenizer, heldout_pairs)
+        drift = drift_from_reference(run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
+        reference_reward = None
+        if reward_fn is not None:
+            reference_reward = drift_from_reference(
+                run.reference, run.reference, start.tokenizer, heldout_pairs, reward_fn
+            ).reward
+        shown = list(heldout_pairs[:answer_pairs])
+        answers = [
+            {"prompt": prompt_text(p), "before": b, "after": a}
+            for p, b, a in zip(
+                shown,
+                greedy_answers(run.reference, start.tokenizer, shown),
+                greedy_answers(run.policy, start.tokenizer, shown),
+                strict=True,
+            )
+        ]
+        return DPOOutcome(
+            run=run,
+            accuracy_before=heldout_accuracy(before),
+            accuracy_after=heldout_accuracy(after),
+            drift=drift,
+            reference_reward=reference_reward,
+            answers=answers,
+            wall_s=time.perf_counter() - started,
+        )
+
+    return work
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    beta: float
+    steps: int  # steps actually run
+    learning_rate: float
+    seed: int
+    heldout_accuracy: float  # share of held-out pairs ranked right by the policy (per-token log-probs)
+    reference_accuracy: float  # the same for the start model
+    kl: float  # KL(π‖π_ref), nats per sampled answer
+    reward: float | None  # mean true reward of sampled answers
+    final_loss: float
+    logp_chosen_start: float  # trl's logps/chosen at the first and last step (nats per answer)
+    logp_chosen_end: float
+    train_s: float
+    wall_s: float  # training + evaluation of this β
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sweep_work(
+    start: LoadedModel,
+    train_pairs: Sequence[Pair],
+    heldout_pairs: Sequence[Pair],
+    settings: DPOSettings,
+    betas: Sequence[float] = SWEEP_BETAS,
+    reward_fn: RewardFn | None = None,
+) -> Callable[[Job], list[SweepPoint]]:
+    """The β sweep as a Job's work function: one DPO run per β, same seed, data and steps.
+
+    Each step is logged with its β (`job.log(beta=..., step=..., loss=...)`) so the page can show progress;
+    each finished β is a `job.note(point=SweepPoint)`. Stop ends the sweep after the current step."""
+    for beta in betas:  # fail before any training, not at the third β
+        problems = settings_problems(beta, settings.steps, settings.learning_rate, settings.batch_size)
+        if problems:
+            raise SettingsError(" ".join(problems))
+
+    def work(job: Job) -> list[SweepPoint]:
+        reference_scores = score_pairs(start.model, start.model, start.tokenizer, heldout_pairs)
+        points: list[SweepPoint] = []
+        for beta in betas:
+            if job.should_stop:
+                break
+            started = time.perf_counter()
+            run_settings = DPOSettings(
+                beta=beta,
+                steps=settings.steps,
+                learning_rate=settings.learning_rate,
+                batch_size=settings.batch_size,
+                seed=settings.seed,
+            )
+            run = train_dpo(start, train_pairs, run_settings, _BetaJob(job, beta))
+            if job.should_stop and run.steps_done < settings.steps:
+                break  # a half-trained β would be a misleading point
+            scores = score_pairs(run.policy, run.reference, start.tokenizer, heldout_pairs)
+            drift = drift_from_reference(run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
+            point = SweepPoint(
+                beta=beta,
+                steps=run.steps_done,
+                learning_rate=settings.learning_rate,
+                seed=settings.seed,
+                heldout_accuracy=heldout_accuracy(scores),
+                reference_accuracy=heldout_accuracy(reference_scores),
+                kl=drift.kl,
+                reward=drift.reward,
+                final_loss=run.metrics[-1]["loss"],
+                logp_chosen_start=run.metrics[0]["logps/chosen"],
+                logp_chosen_end=run.metrics[-1]["logps/chosen"],
+                train_s=run.train_s,
+                wall_s=time.perf_counter() - started,
+            )
+            points.append(point)
+            job.note(point=point)
+        return points
+
+    return work
+
+
+class _BetaJob:
+    """A view of the sweep's Job for one β: stop requests pass through, logged steps carry their β."""
+
+    def __init__(self, job: Job, beta: float):
+        self._job, self._beta = job, beta
+
+    @property
+    def should_stop(self) -> bool:
+        return self._job.should_stop
+
+    def log(self, **values: float) -> None:
+        self._job.log(beta=self._beta, **values)
+
+
+def sweep_csv(points: Sequence[SweepPoint]) -> str:
+    """The sweep as CSV text, one row per β (for the page's download button)."""
+    out = io.StringIO()
+    names = [f.name for f in fields(SweepPoint)]
+    writer = csv.DictWriter(out, fieldnames=names)
+    writer.writeheader()
+    for point in points:
+        writer.writerow(point.row())
+    return out.getvalue()

@@ -1,0 +1,297 @@
+"""The reward model: trl's `RewardTrainer` on pairwise preferences, and scoring answers with it.
+
+RLHF's second stage. A copy of the SFT model gets a one-number head (`AutoModelForSequenceClassification`,
+`num_labels=1`); it reads "<|user|>question<|assistant|>answer<|endoftext|>" and outputs a score. Training
+pushes the chosen answer's score above the rejected one's with the Bradley–Terry loss
+−log σ(score_chosen − score_rejected), the card's formula, which is exactly what trl computes.
+
+    run = train_reward_model(loaded_sft, RewardRunConfig(biased=False))     # ~60 steps, a few seconds
+    run.heldout.accuracy                                                     # held-out pairs, e.g. 0.9
+    score(run.model, run.tokenizer, [prompt], ["The capital of France is Paris."])   # tensor([2.3])
+
+`load_or_train_reward_model` keeps the default reward models on disk (LLMLAB_CACHE), so the instant KL
+sweep and the online-RL demo have one ready without waiting for a training run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from trl import RewardConfig, RewardTrainer
+
+from llmlab.jobs import Job, JobCallback
+from llmlab.modeling import CACHE_DIR, LoadedModel
+from llmlab.nexttoken import context_limit
+from llmlab.preferences import preference_pairs
+
+datasets.disable_progress_bars()
+datasets.disable_caching()
+logging.getLogger("trl").setLevel(logging.ERROR)
+logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)  # "score.weight newly initialized"
+
+DATA_VERSION = 1  # bump when llmlab/preferences.py changes the pairs, so cached reward models retrain
+
+
+class RewardInputError(ValueError):
+    """A setting or typed answer the reward model cannot take; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RewardRunConfig:
+    """One reward-model run. Field help texts are the page's slider help."""
+
+    max_steps: int = field(default=60, metadata={"help": "Optimizer steps (each step sees one batch of pairs)."})
+    learning_rate: float = field(
+        default=2e-3,
+        metadata={"help": "AdamW step size. ~1e-3 suits this 1M model; much higher makes the loss NaN."},
+    )
+    batch_size: int = field(default=16, metadata={"help": "Preference pairs per step."})
+    train_pairs: int = field(
+        default=384,
+        metadata={"help": "How many preference pairs to learn from (fewer = the card's small-data problem)."},
+    )
+    biased: bool = field(
+        default=False,
+        metadata={"help": "Train on the biased labels: the longer (polite-padded) answer wins, right or wrong."},
+    )
+    eval_every: int = field(default=10, metadata={"help": "Score the held-out pairs every this many steps."})
+    seed: int = 0
+
+    def check(self) -> None:
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise RewardInputError("The learning rate must be a positive number.")
+        if self.max_steps < 1 or self.batch_size < 1 or self.train_pairs < 2:
+            raise RewardInputError("Steps, batch size and number of pairs must be positive (at least 2 pairs).")
+
+
+def reward_config(cfg: RewardRunConfig, output_dir: str, device: str = "cpu") -> RewardConfig:
+    """trl's config for one run, with the CPU settings DESIGN.md measured (no bf16, no checkpointing...)."""
+    return RewardConfig(
+        output_dir=output_dir,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=min(5, cfg.max_steps // 5),
+        weight_decay=0.0,
+        max_length=None,
+        report_to="none",
+        save_strategy="no",
+        bf16=False,
+        activation_checkpointing=False,
+        logging_steps=1,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+    )
+
+
+def reward_model_from(loaded: LoadedModel) -> PreTrainedModel:
+    """A fresh, trainable reward model: the language model's body with a new one-number score head."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        loaded.source, num_labels=1, trust_remote_code=False, local_files_only=True, dtype=torch.float32
+    )
+    model.config.pad_token_id = loaded.tokenizer.pad_token_id  # the score is read at the last non-pad token
+    return model.to(loaded.device)
+
+
+def make_reward_trainer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[dict],
+    cfg: RewardRunConfig,
+    output_dir: str,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> RewardTrainer:
+    device = next(model.parameters()).device.type
+    return RewardTrainer(
+        model=model,
+        args=reward_config(cfg, output_dir, device),
+        train_dataset=datasets.Dataset.from_list(list(rows)),
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
+
+
+def _scoring_text(prompt: str, completion: str, eos: str) -> str:
+    """Exactly what RewardTrainer trained on: prompt + answer + one end-of-text token."""
+    completion = completion.removesuffix(eos)
+    return prompt + completion + eos
+
+
+@torch.inference_mode()
+def score(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Reward-model scores (N,) for prompt/completion text pairs (float32 on the CPU)."""
+    if len(prompts) != len(completions):
+        raise RewardInputError("score() needs one prompt per completion.")
+    texts = [_scoring_text(p, c, tokenizer.eos_token) for p, c in zip(prompts, completions, strict=True)]
+    if not texts:
+        return torch.zeros(0)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    limit = context_limit(model)
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size],
+            return_tensors="pt",
+            padding=True,
+            padding_side="right",
+            add_special_tokens=False,
+            truncation=True,
+            max_length=limit,
+        ).to(device)
+        out.append(model(**batch).logits[:, 0].float().cpu())  # (B,)
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def bradley_terry_loss(chosen_scores: torch.Tensor, rejected_scores: torch.Tensor) -> torch.Tensor:
+    """The card's reward-model loss, mean over pairs: −log σ(score_chosen − score_rejected)."""
+    return -F.logsigmoid(chosen_scores - rejected_scores).mean()
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """A reward model's scores on a set of preference pairs."""
+
+    chosen: tuple[float, ...]
+    rejected: tuple[float, ...]
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of pairs where the chosen answer scores higher (ties count as wrong)."""
+        if not self.chosen:
+            return float("nan")
+        return sum(c > r for c, r in zip(self.chosen, self.rejected, strict=True)) / len(self.chosen)
+
+    @property
+    def loss(self) -> float:
+        return float(bradley_terry_loss(torch.tensor(self.chosen), torch.tensor(self.rejected)))
+
+    @property
+    def margin(self) -> float:
+        return sum(c - r for c, r in zip(self.chosen, self.rejected, strict=True)) / max(1, len(self.chosen))
+
+
+def score_pairs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict]) -> PairScores:
+    prompts = [r["prompt"] for r in rows]
+    both = score(model, tokenizer, prompts + prompts, [r["chosen"] for r in rows] + [r["rejected"] for r in rows])
+    n = len(rows)
+    return PairScores(chosen=tuple(both[:n].tolist()), rejected=tuple(both[n:].tolist()))
+
+
+@dataclass
+class RewardRun:
+    """A trained reward model and how well it ranks held-out pairs."""
+
+    model: PreTrainedModel  # eval mode, frozen after training
+    tokenizer: PreTrainedTokenizerBase
+    config: RewardRunConfig
+    heldout: PairScores  # test pairs labelled like the training set (biased labels if biased)
+    heldout_true: PairScores  # the same test answers labelled by correctness (the unbiased set)
+    seconds: float
+    source: str  # the model it started from
+
+
+class _HeldOutProbe(TrainerCallback):
+    """Every `every` steps: held-out accuracy as a metric row, and the score lists as a note (histogram)."""
+
+    def __init__(self, job: Job, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict], every: int):
+        self.job, self.tokenizer, self.rows, self.every = job, tokenizer, rows, max(1, every)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            scores = score_pairs(model, self.tokenizer, self.rows)
+            self.job.log(step=state.global_step, heldout_accuracy=scores.accuracy, heldout_loss=scores.loss)
+            self.job.note(step=state.global_step, chosen=scores.chosen, rejected=scores.rejected)
+        return control
+
+
+def train_reward_model(loaded: LoadedModel, cfg: RewardRunConfig, job: Job | None = None) -> RewardRun:
+    """Train a reward model from `loaded` (the SFT model) with trl's RewardTrainer.
+
+    With a `job`, every trl log line (loss, accuracy, margin) and the held-out accuracy go to `job.metrics`,
+    score lists to `job.notes`, and the run stops when the job is asked to."""
+    cfg.check()
+    rows = preference_pairs(cfg.seed, cfg.biased, "train")[: cfg.train_pairs]
+    test = preference_pairs(cfg.seed, cfg.biased, "test")
+    start = time.perf_counter()
+    model = reward_model_from(loaded)
+    callbacks: list[TrainerCallback] = []
+    if job is not None:
+        callbacks = [JobCallback(job), _HeldOutProbe(job, loaded.tokenizer, test, cfg.eval_every)]
+    with tempfile.TemporaryDirectory(prefix="llmlab-rm-") as out:
+        trainer = make_reward_trainer(model, loaded.tokenizer, rows, cfg, out, callbacks)
+        trainer.train()
+    model.eval().requires_grad_(False)
+    seconds = time.perf_counter() - start
+    return RewardRun(
+        model=model,
+        tokenizer=loaded.tokenizer,
+        config=cfg,
+        heldout=score_pairs(model, loaded.tokenizer, test),
+        heldout_true=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")),
+        seconds=seconds,
+        source=loaded.source,
+    )
+
+
+# -- a ready reward model for the sweep and the RL demo ---------------------------------------------------
+
+_cache_lock = threading.Lock()
+
+
+def _cache_key(loaded: LoadedModel, cfg: RewardRunConfig) -> str:
+    weights = Path(loaded.source) / "model.safetensors"
+    stamp = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}" if weights.is_file() else loaded.source
+    text = json.dumps({"source": loaded.source, "stamp": stamp, "cfg": asdict(cfg), "data": DATA_VERSION})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_or_train_reward_model(loaded: LoadedModel, cfg: RewardRunConfig) -> RewardRun:
+    """The reward model for (`loaded`, `cfg`): loaded from the disk cache, else trained once and saved there."""
+    folder = CACHE_DIR / "reward-models" / _cache_key(loaded, cfg)
+    with _cache_lock:
+        if (folder / "config.json").is_file():
+            start = time.perf_counter()
+            model = AutoModelForSequenceClassification.from_pretrained(
+                folder, trust_remote_code=False, local_files_only=True, dtype=torch.float32
+            )
+            model.to(loaded.device).eval().requires_grad_(False)
+            return RewardRun(
+                model=model,
+                tokenizer=loaded.tokenizer,
+                config=cfg,
+                heldout=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, cfg.biased, "test")),
+                heldout_true=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")),
+                seconds=time.perf_counter() - start,
+                source=loaded.source,
+            )
+        run = train_reward_model(loaded, cfg)
+        tmp = folder.with_name(folder.name + ".partial")
+        run.model.save_pretrained(tmp)
+        tmp.replace(folder)  # atomic: a half-written folder is never taken for a finished one
+        return run

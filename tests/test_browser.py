@@ -1,0 +1,87 @@
+"""Real-browser tests: Debian's Chromium through Playwright against a fresh `streamlit run app.py`.
+
+They check what only a browser shows: deep links on a fresh server, charts drawn, a slider moving a chart.
+Screenshots of every page land in test-output/screenshots/. Skipped where Chromium or Playwright is missing.
+"""
+
+import json
+
+import pytest
+
+from tests.browser_server import CHROMIUM, CHROMIUM_ARGS, ROOT, browser_available, streamlit_server, wait_for_app
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not browser_available(), reason="needs /usr/bin/chromium and the playwright package"),
+]
+
+SHOTS = ROOT / "test-output" / "screenshots"
+PAGES = {"": "LLM Training Lab", "Pretraining": "Pre-training", "SFT": "Supervised Fine-tuning (SFT)",
+         "RLHF": "RLHF (Reinforcement Learning from Human Feedback)", "DPO": "DPO (Direct Preference Optimization)"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server():
+    with streamlit_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    # Tall viewport: Streamlit scrolls its own container, so a full-page screenshot is the viewport.
+    context = browser.new_context(viewport={"width": 1400, "height": 3200})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def plotly_data(page, key: str) -> list:
+    return json.loads(
+        page.evaluate(
+            f"() => JSON.stringify(document.querySelector('.st-key-{key} .js-plotly-plot').data"
+            f".map(t => ({{x: Array.from(t.x), y: Array.from(t.y)}})))"
+        )
+    )
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_deep_link_renders_page_on_fresh_server(server, page, path):
+    page.goto(f"{server}/{path}")
+    wait_for_app(page)
+    page.get_by_role("heading", name=PAGES[path]).first.wait_for(timeout=30_000)
+    if path:
+        page.get_by_role("heading", name="Think it through").wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{path or 'Home'}.png"), full_page=True)
+
+
+def test_temperature_slider_changes_the_chart(server, page):
+    page.goto(f"{server}/Pretraining")
+    wait_for_app(page)
+    page.wait_for_selector(".st-key-pt_next_token_chart .js-plotly-plot .bars", timeout=60_000)
+    before = plotly_data(page, "pt_next_token_chart")
+    assert "Paris" in before[-1]["y"][0]
+    thumb = page.locator('.st-key-pt_temperature input[type="range"]')  # Streamlit 1.67: react-aria slider
+    thumb.focus()
+    for _ in range(20):
+        thumb.press("ArrowRight")  # 1.0 -> 2.0 in steps of 0.05
+    page.wait_for_function(
+        "(p0) => { const d = document.querySelector('.st-key-pt_next_token_chart .js-plotly-plot').data;"
+        " return d[d.length-1].x[0] < p0 - 0.01; }",
+        arg=before[-1]["x"][0],
+        timeout=30_000,
+    )
+    after = plotly_data(page, "pt_next_token_chart")
+    assert after[-1]["x"][0] < before[-1]["x"][0]  # hotter: the top token loses probability
