@@ -22,6 +22,7 @@ from llmlab.modeling import (
     pick_device,
 )
 from ui.text import md_escape
+from ui.urlstate import Param, publish, restore
 
 PAGES = (
     ("app.py", "Home: the pipeline", "🏠"),
@@ -47,17 +48,51 @@ def _configure_torch() -> int:
     return torch.get_num_threads()
 
 
+PRESENTER = Param("presenter", False)
+_PRESENTER_CSS = """
+<style>
+  .stMainBlockContainer { font-size: 1.3rem; max-width: 100%; }
+  .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.3rem !important; }
+  .stMainBlockContainer h1 { font-size: 3.4rem; }
+  .stMainBlockContainer h2, .stMainBlockContainer h3 { font-size: 2.2rem; }
+  .stMainBlockContainer code { font-size: 1.1rem; }
+</style>
+"""
+
+
 def page_frame(title: str, icon: str = "🧪") -> LoadedModel:
     """Set up the page and its sidebar; return the model the session chose (the default if it fails)."""
     st.set_page_config(page_title=f"{title} · LLM Training Lab", page_icon=icon, layout="wide")
     _configure_torch()
+    restore([PRESENTER], page="frame")
     with st.sidebar:
         st.markdown("### LLM Training Lab")
         for path, label, page_icon in PAGES:
             st.page_link(path, label=label, icon=page_icon)
         st.divider()
         loaded = _model_picker()
+        st.divider()
+        st.toggle(
+            "Presenter mode",
+            key=PRESENTER.key,
+            help="Larger text and charts for a projector; advanced controls hidden; also ?presenter=1.",
+        )
+    publish([PRESENTER])
+    if presenter():
+        st.html(_PRESENTER_CSS)
     return loaded
+
+
+def presenter() -> bool:
+    """Whether this session shows the page for a projector."""
+    return bool(st.session_state.get(PRESENTER.key, False))
+
+
+def chart(fig, key: str) -> None:
+    """Draw a plotly figure; in presenter mode with larger text and height, for the back of the room."""
+    if presenter():
+        fig.update_layout(font={"size": 20}, height=int((fig.layout.height or 360) * 1.35))
+    st.plotly_chart(fig, key=key)
 
 
 def _model_picker() -> LoadedModel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
 import streamlit as st
 
 from llmlab.jobs import Job
@@ -65,7 +66,22 @@ def run_panel(
     else:
         _status_line(job)
         draw(job)
+        metrics_download(job, key)
     return job
+
+
+def metrics_download(job: Job, key: str) -> None:
+    """Every finished run's per-step metrics as a CSV download."""
+    rows = job.snapshot()
+    if rows:
+        st.download_button(
+            "Download the metrics (CSV)",
+            pd.DataFrame(rows).to_csv(index=False),
+            file_name=f"{job.name}-metrics.csv",
+            mime="text/csv",
+            key=f"{key}_csv",
+            icon="⬇️",
+        )
 
 
 def _live_view(key: str, draw: Callable[[Job], None]) -> None:
