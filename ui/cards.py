@@ -8,10 +8,12 @@ it, the summary and the resources. Card text is escaped, so it shows exactly as 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 
 import streamlit as st
 
 from llmlab.lessons import Lesson, load_lessons
+from ui.frame import presenter
 from ui.text import md_escape
 
 
@@ -27,7 +29,7 @@ def render_lesson_page(lesson_id: str, demo: Callable[[], None], try_it: Mapping
     st.title(lesson.title)
     st.caption(" · ".join(lesson.tags))
     st.info(md_escape(lesson.intuition), icon="💡")
-    with st.expander("What problem it solves", expanded=True):
+    with st.expander("What problem it solves", expanded=not presenter()):
         _paragraphs(lesson.problem)
 
     demo_col, qa_col = st.columns([3, 2], gap="large")
@@ -38,6 +40,16 @@ def render_lesson_page(lesson_id: str, demo: Callable[[], None], try_it: Mapping
         render_questions(lesson, try_it or {})
 
     st.divider()
+    # On a projector the card's long text folds away; the demo and the questions stay in view.
+    with (
+        st.expander("The whole card: how it works, code, misconception, summary, resources")
+        if presenter()
+        else nullcontext()
+    ):
+        _card_body(lesson)
+
+
+def _card_body(lesson: Lesson) -> None:
     how_col, code_col = st.columns(2, gap="large")
     with how_col:
         st.subheader("How it works")

@@ -49,6 +49,25 @@ def _configure_torch() -> int:
 
 
 PRESENTER = Param("presenter", False)
+# Each page's widget keys start with its prefix, so "Reset this page" knows what is the page's.
+KEY_PREFIXES = {"Pre-training": "pt_", "Supervised fine-tuning": "sft_", "RLHF": "rl_", "DPO": "dpo_"}
+
+
+def reset_page(prefix: str) -> None:
+    """Stop the page's runs, forget its settings and results, and drop them from the URL."""
+    from ui.runs import session_jobs
+
+    jobs = session_jobs()
+    for key in [k for k in jobs if k.startswith(prefix)]:
+        jobs.pop(key).stop()
+    for key in [
+        k for k in st.session_state if str(k).startswith(prefix) or str(k).startswith(f"_url_restored_{prefix}")
+    ]:
+        del st.session_state[key]
+    for key in [k for k in st.query_params if k != PRESENTER.key]:
+        del st.query_params[key]
+
+
 _PRESENTER_CSS = """
 <style>
   .stMainBlockContainer { font-size: 1.3rem; max-width: 100%; }
@@ -77,6 +96,16 @@ def page_frame(title: str, icon: str = "🧪") -> LoadedModel:
             key=PRESENTER.key,
             help="Larger text and charts for a projector; advanced controls hidden; also ?presenter=1.",
         )
+        prefix = KEY_PREFIXES.get(title)
+        if prefix:
+            st.button(
+                "Reset this page",
+                key="reset_page",
+                on_click=reset_page,
+                args=(prefix,),
+                icon="↺",
+                help="Stop this page's runs and put every setting back to its default.",
+            )
     publish([PRESENTER])
     if presenter():
         st.html(_PRESENTER_CSS)
