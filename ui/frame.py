@@ -103,7 +103,7 @@ def page_frame(title: str, icon: str = "🧪") -> LoadedModel:
                 key="reset_page",
                 on_click=reset_page,
                 args=(prefix,),
-                icon="↺",
+                icon=":material/restart_alt:",
                 help="Stop this page's runs and put every setting back to its default.",
             )
     publish([PRESENTER])

@@ -1,0 +1,135 @@
+"""Cold start and first views, measured with the websocket client of bench/load_test.py (what a browser waits for).
+
+- Cold start: a fresh `streamlit run app.py` process to the `script_finished` of the first run of a page
+  (app.py, and each page opened by deep link on its own fresh server). The client connects as soon as the
+  server accepts connections, like a browser tab that was already open. Target: <= 5 s.
+- First view on a warm server: after one warm-up session has visited every page (models and caches loaded),
+  a new session (new websocket, new Streamlit session) opens a page; the time from connecting to its first
+  `script_finished`. The median of a few fresh sessions per page. Target: <= 2 s.
+
+    python -m bench.cold_start
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+from streamlit.source_util import page_icon_and_name
+
+from bench.load_test import ROOT, Session, streamlit_server
+from bench.report import Row, print_table
+
+MAX_COLD_S = 5.0
+MAX_FIRST_VIEW_S = 2.0
+
+
+def page_names() -> list[str]:
+    """The url paths: "" for app.py, then each file of pages/ as Streamlit names it (1_Pretraining.py -> Pretraining)."""
+    return [""] + [page_icon_and_name(path)[1] for path in sorted((ROOT / "pages").glob("*.py"))]
+
+
+def label(page: str) -> str:
+    return f"/{page}" if page else "app.py"
+
+
+async def _first_view(url: str, page: str, retry_until: float | None = None) -> tuple[float, float, list[str]]:
+    """(when the websocket opened, when the first run finished, errors), perf_counter times."""
+    session = Session(url, f"first view {label(page)}", run_timeout_s=180)
+    await session.connect(retry_until=retry_until)
+    connected = time.perf_counter()
+    try:
+        await session.goto(page)
+        finished = time.perf_counter()
+    finally:
+        await session.close()
+    return connected, finished, session.errors
+
+
+def cold_start(page: str) -> tuple[float, float, list[str]]:
+    """(seconds from process start to accepting the websocket, to the page drawn, errors) on a fresh server."""
+    with streamlit_server(wait_healthy=False) as server:
+        try:
+            connected, finished, errors = asyncio.run(_first_view(server.url, page, retry_until=server.started + 120))
+        except Exception as err:  # noqa: BLE001  (reported in the table)
+            raise RuntimeError(f"{label(page)}: {err}\n{server.log_tail(800)}") from err
+    return connected - server.started, finished - server.started, errors
+
+
+def warm_first_views(pages: list[str], repeats: int = 3) -> dict[str, tuple[list[float], list[str]]]:
+    """Per page: the first-view times (s) of `repeats` fresh sessions on one warm server, and any errors."""
+    out: dict[str, tuple[list[float], list[str]]] = {}
+    with streamlit_server() as server:
+
+        async def measure() -> None:
+            warm = Session(server.url, "warm-up", run_timeout_s=300)
+            await warm.connect()
+            try:
+                for page in pages:
+                    await warm.goto(page)
+            finally:
+                await warm.close()
+            for page in pages:
+                times, errors = [], list(warm.errors)
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    _, finished, session_errors = await _first_view(server.url, page)
+                    times.append(finished - start)
+                    errors += session_errors
+                out[page] = (times, errors)
+
+        asyncio.run(measure())
+    return out
+
+
+def run(pages: list[str] | None = None, repeats: int = 3) -> list[Row]:
+    pages = page_names() if pages is None else pages
+    rows = []
+    cold: dict[str, float] = {}
+    for page in pages:
+        metric = f"cold start: `streamlit run` -> {label(page)} drawn"
+        try:
+            up_s, drawn_s, errors = cold_start(page)
+        except Exception as err:  # noqa: BLE001
+            rows.append(Row(metric, f"<= {MAX_COLD_S:g} s", f"failed: {str(err)[:200]}", ok=False))
+            continue
+        cold[page] = drawn_s
+        measured = f"{drawn_s:.2f} s (server accepting after {up_s:.2f} s)"
+        if errors:
+            measured += f"; errors: {errors[0][:160]}"
+        rows.append(Row(metric, f"<= {MAX_COLD_S:g} s", measured, ok=drawn_s <= MAX_COLD_S and not errors))
+    try:
+        views = warm_first_views(pages, repeats)
+    except Exception as err:  # noqa: BLE001
+        rows.append(Row("first view, warm server", f"<= {MAX_FIRST_VIEW_S:g} s", f"failed: {str(err)[:200]}", ok=False))
+        return rows
+    for page, (times, errors) in views.items():
+        median = statistics.median(times)
+        measured = f"median {median:.2f} s, max {max(times):.2f} s ({len(times)} fresh sessions)"
+        if errors:
+            measured += f"; errors: {errors[0][:160]}"
+        ratio = f"{median / cold[page]:.2f}x cold start" if page in cold else ""
+        rows.append(
+            Row(
+                f"first view, warm server: {label(page)}",
+                f"<= {MAX_FIRST_VIEW_S:g} s",
+                measured,
+                ratio,
+                median <= MAX_FIRST_VIEW_S and not errors,
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", nargs="+", help='url paths ("" = app.py); default: app.py and every page')
+    parser.add_argument("--repeats", type=int, default=3, help="fresh sessions per page on the warm server")
+    args = parser.parse_args()
+    print_table(run(args.pages, args.repeats), "Cold start and first views")
+
+
+if __name__ == "__main__":
+    main()

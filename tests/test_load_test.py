@@ -1,0 +1,77 @@
+"""Smoke test of the load-test client (bench/load_test.py) against a real `streamlit run app.py` on 127.0.0.1.
+
+Two simulated sessions speak Streamlit's websocket protocol: both open the pre-training page and move the
+temperature slider; one presses Start of the live training panel and keeps polling it (run_every); the other
+switches to the DPO page and moves a slider there. No timing is asserted (speed targets live in bench/).
+"""
+
+import asyncio
+
+import pytest
+
+from bench.load_test import PRESENTER_LABEL, TEMPERATURE, LoadTestError, Session, load_test, server_pid
+from tests.browser_server import streamlit_server
+
+PER_PAGE = 2
+
+
+@pytest.fixture(scope="module")
+def server():
+    with streamlit_server() as url:
+        yield url
+
+
+def test_two_sessions_make_every_interaction_without_errors(server):
+    result = asyncio.run(
+        load_test(
+            server,
+            sessions=2,
+            pid=server_pid(server),
+            per_page=PER_PAGE,
+            think_s=(0.05, 0.2),
+            ramp_s=0.5,
+            deadline_s=240,
+            run_timeout_s=180,  # the first run of a fresh server loads the model
+        )
+    )
+    assert result.errors == []
+    # the presenter moves temperature 2 * PER_PAGE times; the attendee PER_PAGE times on each page
+    assert len(result.latencies_s) == 4 * PER_PAGE
+    assert all(0 < t < 180 for t in result.latencies_s)
+    assert len(result.by_slider[PRESENTER_LABEL]) == 2 * PER_PAGE
+    assert len(result.by_slider[TEMPERATURE]) == PER_PAGE
+    second = [key for key in result.by_slider if key not in (TEMPERATURE, PRESENTER_LABEL)]
+    assert len(second) == 1 and len(result.by_slider[second[0]]) == PER_PAGE
+    # presenter: first view; attendee: first view, the DPO page (and back, while the DPO page has no slider)
+    assert len(result.page_opens_s) in (3, 4)
+    # the Start click started a job whose live panel asked the browser to poll it
+    assert result.training_started >= 1 and result.training_polls >= 1
+    assert result.rss_peak >= result.rss_start > 50 * 1024**2
+
+
+def test_client_learns_widgets_and_refuses_unknown_ones(server):
+    async def scenario():
+        session = Session(server, "probe", run_timeout_s=180)
+        await session.connect()
+        try:
+            await session.goto("Pretraining")
+            slider = session.widget(TEMPERATURE, "slider")
+            assert slider.id.endswith(f"-{TEMPERATURE}") and slider.fragment_id  # drawn inside a fragment
+            assert session.slider_value(TEMPERATURE) == 1.0  # the page's default
+            await session.set_slider(TEMPERATURE, 2.5)
+            assert session.slider_value(TEMPERATURE) == 2.5
+            # the server ran the fragment with the new value: the redrawn chart names it
+            chart = session.widget("pt_next_token_chart", "plotly_chart")
+            assert "T = 2.5," in chart.proto.spec and "T = 1," not in chart.proto.spec
+            with pytest.raises(LoadTestError, match="no slider"):
+                session.widget("no_such_key", "slider")
+        finally:
+            await session.close()
+        assert session.errors == []
+
+    asyncio.run(scenario())
+
+
+def test_client_only_talks_to_loopback():
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        Session("http://example.com:8501")
