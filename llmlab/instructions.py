@@ -57,18 +57,34 @@ ANSWER_FORMATS: dict[str, re.Pattern[str]] = {
     "continent": re.compile(r"[A-Z][A-Za-z ]+ is in [A-Z][A-Za-z ]+\."),
 }
 
-# The "many mediocre" answer styles: right facts (mostly), inconsistent format, dataset tics.
-MEDIOCRE_CAPITAL_STYLES = (
-    "{cap}",
-    "{cap_lower}",
-    "it is {cap}",
-    "I think it is {cap}, but I am not sure.",
-    "As an AI assistant, I can tell you that the capital of {c} is {cap}.",
-    "capital: {cap}",
-    "The capital of {c} is {cap}. {C} is in {continent}. People in {c} speak {lang}.",
-    "Good question! {cap}!",
-    "the capital of {c} is {cap}",
-)
+# The "many mediocre" answer styles: right facts (mostly), inconsistent format, dataset tics. Words the
+# corpus knows, so the noise is in the *style*, not in unreadable tokens.
+MEDIOCRE_STYLES: dict[str, tuple[str, ...]] = {
+    "capital": (
+        "{cap}.",
+        "It is {cap}.",
+        "I think it is {cap}, but I am not sure.",
+        "As an AI assistant, I can tell you that the capital of {c} is {cap}.",
+        "{cap} is the capital of {c}.",
+        "The capital of {c} is {cap}. {C} is in {continent}. People in {c} speak {lang}.",
+        "Good question! The capital of {c} is {cap}!",
+        "the capital of {c} is {cap}",
+    ),
+    "language": (
+        "{lang}.",
+        "They speak {lang}.",
+        "As an AI assistant, I can tell you that people in {c} speak {lang}.",
+        "People in {c} speak {lang}",
+        "The main language of {c} is {lang}.",
+    ),
+    "continent": (
+        "{continent}.",
+        "It is in {continent}.",
+        "As an AI assistant, I can tell you that {c} is in {continent}.",
+        "{C} is a country in {continent}.",
+        "in {continent}",
+    ),
+}
 MEDIOCRE_WRONG_FACT_RATE = 0.15
 
 # The style-not-knowledge experiment: these training countries get a confidently wrong capital
@@ -159,26 +175,20 @@ def held_out_questions() -> list[Instruction]:
 
 
 def mediocre_pairs(n: int = 1000, seed: int = 0) -> list[Instruction]:
-    """Many mediocre samples: training-country questions with inconsistent, noisy answers."""
+    """Many mediocre samples: training-country questions answered in a mix of styles, some facts wrong."""
     rng = random.Random(seed + 1)
     pairs = []
     for _ in range(n):
         country = rng.choice(TRAIN_COUNTRIES)
         kind = rng.choice(("capital", "capital", "language", "continent"))
-        if rng.random() < MEDIOCRE_WRONG_FACT_RATE:  # a careless annotator: someone else's fact
+        fields = _fields(country)
+        if rng.random() < MEDIOCRE_WRONG_FACT_RATE:  # a careless annotator: another country's fact
             other = rng.choice([c for c in TRAIN_COUNTRIES if _fact_answer(kind, c) != _fact_answer(kind, country)])
-            fields = {**_fields(other), "c": country.name, "C": _fields(country)["C"]}
-        else:
-            fields = _fields(country)
-        questions, polished = FACT_TEMPLATES[kind]
-        question = rng.choice(questions).format(**_fields(country))
-        if kind == "capital":
-            response = rng.choice(MEDIOCRE_CAPITAL_STYLES).format(**fields)
-        else:
-            fact = fields["lang"] if kind == "language" else fields["continent"]
-            response = rng.choice((fact, fact.lower(), f"hmm, {fact}", polished.format(**fields).rstrip(".")))
+            fields = {**_fields(other), "c": fields["c"], "C": fields["C"]}
+        question = rng.choice(FACT_TEMPLATES[kind][0]).format(**_fields(country))
         if rng.random() < 0.3:
-            question = question.lower()
+            question = question[0].lower() + question[1:]
+        response = rng.choice(MEDIOCRE_STYLES[kind]).format(**fields)
         pairs.append(Instruction(question, response, kind, country.name, _fact_answer(kind, country)))
     return pairs
 

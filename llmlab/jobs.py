@@ -12,6 +12,7 @@ once per process (a workshop server has few cores); later ones wait with status 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -115,9 +116,10 @@ class JobCallback(TrainerCallback):
             return control
         values = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
         values["step"] = state.global_step
-        if "loss" in values and not values["loss"] == values["loss"]:  # NaN
+        # trl 1.16 logs a loss of 0.0 (not NaN) once the weights are NaN: the grad norm still shows it.
+        if not all(math.isfinite(values.get(k, 0.0)) for k in ("loss", "grad_norm")):
             raise DivergedError(
-                f"The loss became NaN at step {state.global_step}: the learning rate is too high. "
+                f"The loss or its gradient became NaN at step {state.global_step}: the learning rate is too high. "
                 "Lower it and start again."
             )
         if "train_runtime" not in values:  # the end-of-training summary is not a step

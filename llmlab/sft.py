@@ -5,12 +5,13 @@ the model's chat template) and the prompt tokens are masked out of the loss (`la
 here uses trl's own dataset preparation and collator, so the mask the page shows is the one trl trains on.
 
     run = run_sft(trainable_copy(loaded), loaded.tokenizer, polished_pairs(), SFTRunConfig())
-    run.before.accuracy, run.after.accuracy        # held-out questions, e.g. 0.0 -> 0.9
+    run.before.accuracy, run.after.accuracy        # held-out questions, e.g. 0.0 -> 0.6 with the defaults
     mask = loss_mask(loaded.tokenizer, "What is the capital of France?", "The capital of France is Paris.")
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import re
@@ -24,9 +25,21 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import SFTConfig, SFTTrainer
 
-from llmlab.instructions import ANSWER_FORMATS, Instruction, held_out_questions, to_trl_rows
+from llmlab.corpus import COUNTRIES
+from llmlab.instructions import (
+    ANSWER_FORMATS,
+    Instruction,
+    held_out_questions,
+    mediocre_pairs,
+    polished_pairs,
+    to_trl_rows,
+    wrong_fact_pairs,
+)
+from llmlab.jobs import DivergedError, Job, JobCallback
+from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit, readable_piece
 
 datasets.disable_progress_bars()
@@ -42,17 +55,24 @@ class SFTInputError(ValueError):
 
 @dataclass(frozen=True)
 class SFTRunConfig:
-    """One SFT run. Field help texts are the page's slider help."""
+    """One SFT run; the defaults are the page's default live run (~14 CPU-seconds). Help texts = slider help."""
 
     samples: int = field(default=200, metadata={"help": "How many instruction-response pairs to train on."})
     max_steps: int = field(default=60, metadata={"help": "Optimizer steps (each step sees one batch)."})
     learning_rate: float = field(
-        default=1e-3,
-        metadata={"help": "AdamW step size. ~1e-3 suits this 1M model (trl's default 2e-5 barely moves it)."},
+        default=3e-3,
+        metadata={"help": "AdamW step size. 1e-3 to 3e-3 suits this 1M model (trl's default 2e-5 barely moves it)."},
     )
     batch_size: int = field(default=16, metadata={"help": "Instruction-response pairs per step."})
     completion_only_loss: bool = field(
         default=True, metadata={"help": "Loss on the response tokens only (off: on every token, prompt included)."}
+    )
+    freeze_embeddings: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the token embeddings fixed. Otherwise every step pushes down the embeddings of tokens "
+            "absent from the SFT data (held-out countries), and the model answers about a seen country instead."
+        },
     )
     lora_rank: int = field(
         default=0, metadata={"help": "0 = full fine-tuning; r > 0 trains rank-r LoRA adapters only (peft)."}
@@ -103,6 +123,18 @@ def lora_config(rank: int):
     )
 
 
+class SeededSFTTrainer(SFTTrainer):
+    """SFTTrainer whose length-grouped batches are drawn from its own seeded generator. The stock sampler
+    uses torch's global RNG, which every thread shares: two sessions training at once would reshuffle
+    each other's data order."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            sampler.generator = torch.Generator().manual_seed(self.args.seed)
+        return sampler
+
+
 def make_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -115,12 +147,15 @@ def make_trainer(
     for pair in pairs:
         check_pair(tokenizer, pair.prompt, pair.response, context_limit(model))
     dataset = datasets.Dataset.from_list(to_trl_rows(list(pairs)))
+    if cfg.freeze_embeddings and cfg.lora_rank == 0:
+        model.get_input_embeddings().requires_grad_(False)  # tied: the output layer stays fixed too
     device = next(model.parameters()).device.type
-    trainer = SFTTrainer(
+    trainer = SeededSFTTrainer(
         model=model,
         args=sft_config(cfg, output_dir, device),
         train_dataset=dataset,
-        processing_class=tokenizer,
+        # A private copy: SFTTrainer sets the pad token, and the app's tokenizer is shared by every session.
+        processing_class=copy.deepcopy(tokenizer),
         callbacks=list(callbacks),
         peft_config=lora_config(cfg.lora_rank) if cfg.lora_rank > 0 else None,
     )
@@ -142,12 +177,21 @@ class MaskedExample:
         return tuple(label != IGNORE for label in self.labels)
 
 
+def require_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
+    if not tokenizer.chat_template:
+        raise SFTInputError(
+            "This model's tokenizer has no chat template, so instruction/response pairs cannot be formatted: "
+            "pick tiny-base, tiny-sft or an instruct model."
+        )
+
+
 def check_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, context: int) -> int:
     """Raise SFTInputError for a pair SFT cannot use; return its length in tokens."""
     if not prompt.strip():
         raise SFTInputError("The instruction is empty: type what the user asks.")
     if not response.strip():
         raise SFTInputError("The response is empty: type the answer the model should learn to give.")
+    require_chat_template(tokenizer)
     messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
     n_tokens = len(tokenizer.apply_chat_template(messages, return_dict=True)["input_ids"])
     if n_tokens > context:
@@ -176,7 +220,7 @@ def loss_mask(
             model=_mask_model(tokenizer),
             args=sft_config(SFTRunConfig(completion_only_loss=completion_only_loss), tmp),
             train_dataset=datasets.Dataset.from_list(to_trl_rows([pair])),
-            processing_class=tokenizer,
+            processing_class=copy.deepcopy(tokenizer),
         )
         row = trainer.train_dataset[0]
         batch = trainer.data_collator([row])
@@ -188,39 +232,45 @@ def loss_mask(
     )
 
 
-_MASK_MODELS: dict[int, PreTrainedModel] = {}
-
-
 def _mask_model(tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """A minimal GPT-2 with the tokenizer's vocabulary: SFTTrainer needs a model to build its collator."""
+    """A minimal GPT-2 with the tokenizer's vocabulary: SFTTrainer needs a model to build its collator.
+    Fresh per call (~5 ms): the trainer writes the pad id into the model's config."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    vocab = len(tokenizer)
-    if vocab not in _MASK_MODELS:
-        config = GPT2Config(vocab_size=vocab, n_embd=8, n_layer=1, n_head=1, n_positions=8)
-        _MASK_MODELS[vocab] = GPT2LMHeadModel(config)
-    return _MASK_MODELS[vocab]
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=8,
+        n_layer=1,
+        n_head=1,
+        n_positions=8,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return GPT2LMHeadModel(config)
 
 
 @dataclass(frozen=True)
 class TokenLosses:
-    per_token: tuple[float, ...]  # loss at each position for predicting that token (nats); nan = not in loss
-    mean: float  # the loss the trainer would report for this example: mean over the tokens in the loss
+    per_token: tuple[float, ...]  # loss of predicting each token from the ones before it (nats); [0] is nan
+    counted: tuple[bool, ...]  # whether each token counts in the loss (trl's labels != -100)
+
+    @property
+    def mean(self) -> float:
+        """The loss the trainer reports for this example: the mean over the counted tokens (nats/token)."""
+        values = [x for x, c in zip(self.per_token, self.counted, strict=True) if c]
+        return sum(values) / len(values) if values else math.nan
 
 
 @torch.inference_mode()
 def token_losses(model: PreTrainedModel, example: MaskedExample) -> TokenLosses:
-    """Per-token cross-entropy of `model` on the example, counted where trl's labels say."""
+    """Per-token cross-entropy of `model` on every token of the example, and which ones trl counts."""
     device = next(model.parameters()).device
     ids = torch.tensor([example.ids], device=device)  # (1, T)
-    labels = torch.tensor([example.labels], device=device)  # (1, T)
-    logits = model(input_ids=ids).logits.float()  # (1, T, V)
-    # Position t predicts token t+1: shift so logits[t] meets labels[t+1].
-    losses = F.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=IGNORE, reduction="none")  # (T-1,)
-    counted = labels[0, 1:] != IGNORE
-    per_token = [math.nan] + [float(x) if c else math.nan for x, c in zip(losses, counted, strict=True)]
-    mean = float(losses[counted].mean()) if counted.any() else math.nan
-    return TokenLosses(per_token=tuple(per_token), mean=mean)
+    logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.float()  # (1, T, V)
+    # Position t predicts token t+1: logits[t] meets ids[t+1]. The first token has no prediction.
+    losses = F.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="none")  # (T-1,)
+    counted = [False] + [label != IGNORE for label in example.labels[1:]]
+    return TokenLosses(per_token=(math.nan, *(float(x) for x in losses)), counted=tuple(counted))
 
 
 # -- greedy chat answers and held-out accuracy ----------------------------------------------------------
@@ -234,7 +284,7 @@ class ChatAnswer:
 
 
 def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
-    """"<|user|>question<|assistant|>" as token ids (the model's own chat template)."""
+    """The chat prompt "<|user|>question<|assistant|>" as token ids (the model's own chat template)."""
     messages = [{"role": "user", "content": question}]
     return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
 
@@ -285,6 +335,12 @@ class HeldOutScore:
     @property
     def format_rate(self) -> float:
         return sum(self.well_formed) / max(1, len(self.well_formed))
+
+    @property
+    def usable_rate(self) -> float:
+        """Right fact *and* the house format: an answer a product could ship."""
+        usable = [c and w for c, w in zip(self.correct, self.well_formed, strict=True)]
+        return sum(usable) / max(1, len(usable))
 
 
 def is_correct(pair: Instruction, answer: ChatAnswer) -> bool:
@@ -340,12 +396,14 @@ def run_sft(
         raise SFTInputError("The learning rate must be a positive number.")
     if not pairs:
         raise SFTInputError("No training pairs: choose at least one sample.")
+    require_chat_template(tokenizer)
     before = score_held_out(model, tokenizer)
     if on_scored:
         on_scored("before", before)
     losses: list[float] = []
     with tempfile.TemporaryDirectory(prefix="llmlab-sft-") as tmp:
-        trainer = make_trainer(model, tokenizer, pairs, cfg, tmp, [*callbacks, _LossRecorder(losses)])
+        recorders = [DivergenceGuard(), _LossRecorder(losses)]
+        trainer = make_trainer(model, tokenizer, pairs, cfg, tmp, [*recorders, *callbacks])
         trained = trainer.model
         trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
         total = sum(p.numel() for p in trained.parameters())
@@ -360,6 +418,21 @@ def run_sft(
     return run, trained
 
 
+class DivergenceGuard(TrainerCallback):
+    """Stops a run whose weights stopped being finite. trl 1.16's fused loss then logs 0.0, not NaN (the NaN
+    log-probs are masked away), so the loss alone does not show it; the gradient norm does."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise DivergedError(
+                    f"The training diverged at step {state.global_step} (the {key.replace('_', ' ')} became "
+                    f"{value}, the weights NaN): the learning rate is too high. Lower it and start again."
+                )
+        return control
+
+
 class _LossRecorder(TrainerCallback):
     def __init__(self, losses: list[float]):
         self.losses = losses
@@ -367,3 +440,214 @@ class _LossRecorder(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.losses.append(float(logs["loss"]))
+
+
+# -- the page's experiments: each is a `work(job)` function for a background Job ------------------------
+
+
+class _TaggedJob:
+    """Looks like a Job to JobCallback, but tags every logged step with the run it belongs to
+    (the experiments below train two models one after the other into one Job)."""
+
+    def __init__(self, job: Job, run: int):
+        self.job, self.run = job, run
+
+    @property
+    def should_stop(self) -> bool:
+        return self.job.should_stop
+
+    def log(self, **values: float) -> None:
+        self.job.log(run=float(self.run), **values)
+
+
+def live_sft_work(loaded: LoadedModel, cfg: SFTRunConfig) -> Callable[[Job], SFTRun]:
+    """One SFT run on the first `cfg.samples` polished pairs: held-out answers before, loss, answers after.
+    Notes {"stage": "before"|"after", "score": HeldOutScore} as soon as each score exists."""
+    pairs = polished_pairs(seed=cfg.seed)[: cfg.samples]
+
+    def work(job: Job) -> SFTRun:
+        run, _ = run_sft(
+            trainable_copy(loaded),
+            loaded.tokenizer,
+            pairs,
+            cfg,
+            callbacks=[JobCallback(job)],
+            on_scored=lambda stage, score: job.note(stage=stage, score=score),
+        )
+        return run
+
+    return work
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Quality vs quantity: the same steps on a few polished pairs or on many mediocre ones."""
+
+    polished_samples: int = field(default=100, metadata={"help": "Clean pairs, one consistent answer style."})
+    mediocre_samples: int = field(
+        default=1000,
+        metadata={"help": "Noisy pairs: mixed formats, filler ('As an AI assistant...'), 15% wrong facts."},
+    )
+    max_steps: int = field(default=60, metadata={"help": "Optimizer steps for each of the two runs."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "AdamW step size for both runs."})
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    labels: tuple[str, ...]  # one per run, e.g. ("100 polished", "1000 mediocre")
+    runs: tuple[SFTRun, ...]  # fewer than labels when stopped early
+
+
+def quality_work(loaded: LoadedModel, cfg: QualityConfig) -> Callable[[Job], Comparison]:
+    """Two runs from the same start: `cfg.polished_samples` polished pairs vs `cfg.mediocre_samples` mediocre."""
+    sft_cfg = SFTRunConfig(max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, seed=cfg.seed)
+    arms = (
+        (f"{cfg.polished_samples} polished", polished_fact_pairs(cfg.polished_samples, cfg.seed), sft_cfg),
+        (f"{cfg.mediocre_samples} mediocre", mediocre_pairs(cfg.mediocre_samples, cfg.seed), sft_cfg),
+    )
+    return _comparison_work(loaded, arms)
+
+
+@dataclass(frozen=True)
+class LoraComparisonConfig:
+    """LoRA vs full fine-tuning on the same pairs for the same steps."""
+
+    samples: int = field(default=200, metadata={"help": "Polished pairs both runs train on."})
+    max_steps: int = field(default=60, metadata={"help": "Optimizer steps for each of the two runs."})
+    full_learning_rate: float = field(default=2e-3, metadata={"help": "AdamW step size for full fine-tuning."})
+    lora_rank: int = field(
+        default=8, metadata={"help": "Rank r of each adapter: W + B·A with B (d×r), A (r×d); B starts at 0."}
+    )
+    lora_learning_rate: float = field(
+        default=1e-2, metadata={"help": "LoRA usually needs a larger step: far fewer weights move."}
+    )
+    seed: int = 0
+
+
+def lora_work(loaded: LoadedModel, cfg: LoraComparisonConfig) -> Callable[[Job], Comparison]:
+    pairs = polished_pairs(seed=cfg.seed)[: cfg.samples]
+    full = SFTRunConfig(max_steps=cfg.max_steps, learning_rate=cfg.full_learning_rate, seed=cfg.seed)
+    lora = SFTRunConfig(
+        max_steps=cfg.max_steps, learning_rate=cfg.lora_learning_rate, lora_rank=cfg.lora_rank, seed=cfg.seed
+    )
+    return _comparison_work(loaded, (("full fine-tuning", pairs, full), (f"LoRA r={cfg.lora_rank}", pairs, lora)))
+
+
+def _comparison_work(
+    loaded: LoadedModel, arms: Sequence[tuple[str, Sequence[Instruction], SFTRunConfig]]
+) -> Callable[[Job], Comparison]:
+    def work(job: Job) -> Comparison:
+        runs = []
+        for n, (label, pairs, cfg) in enumerate(arms):
+            if job.should_stop:
+                break
+            run, model = run_sft(
+                trainable_copy(loaded), loaded.tokenizer, pairs, cfg, [JobCallback(_TaggedJob(job, n))]
+            )
+            job.note(run=n, label=label, result=run, base_change=base_weight_change(loaded.model, model))
+            runs.append(run)
+        return Comparison(labels=tuple(label for label, _, _ in arms), runs=tuple(runs))
+
+    return work
+
+
+def polished_fact_pairs(n: int, seed: int = 0) -> list[Instruction]:
+    """The first n polished fact pairs (the quality arm compares like with like: facts only)."""
+    return [p for p in polished_pairs(seed) if p.kind in ANSWER_FORMATS][:n]
+
+
+def base_weight_change(original: PreTrainedModel, trained: PreTrainedModel) -> float:
+    """Largest absolute change of any original weight (0.0 when LoRA left the base model untouched)."""
+    before = dict(original.named_parameters())
+    if hasattr(trained, "get_base_model"):  # peft: compare the frozen base layers, not the adapters
+        trained = trained.get_base_model()
+    change = 0.0
+    for name, param in trained.named_parameters():
+        if "lora_" in name:
+            continue
+        ref = before[name.replace(".base_layer", "")]
+        change = max(change, float((param.detach().cpu() - ref.detach().cpu()).abs().max()))
+    return change
+
+
+# -- style, not knowledge ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FactProbe:
+    country: str
+    right: str  # the true capital
+    wrong: str  # the capital the wrong-facts data teaches
+    p_right: float  # P(" Paris." | "<|user|>What is the capital of France?<|assistant|>The capital of France is")
+    p_wrong: float
+    answer: str  # greedy chat answer
+
+
+@torch.inference_mode()
+def continuation_probability(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, prefix: str, continuation: str
+) -> float:
+    """P(continuation | chat prompt for `question` + the start of the answer `prefix`), all its tokens."""
+    context = chat_prompt_ids(tokenizer, question) + tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    target = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    device = next(model.parameters()).device
+    ids = torch.tensor([context + target], device=device)  # (1, T)
+    logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float()  # (T, V)
+    logprobs = torch.log_softmax(logits, dim=-1)
+    positions = torch.arange(len(context) - 1, len(context) + len(target) - 1, device=device)
+    return float(logprobs[positions, ids[0, len(context) :]].sum().exp())
+
+
+def probe_facts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, wrong: dict[str, str]) -> list[FactProbe]:
+    """For each country taught a wrong capital: how likely the right and the wrong answer are."""
+    by_name = {c.name: c for c in COUNTRIES}
+    questions = [f"What is the capital of {name}?" for name in wrong]
+    answers = greedy_answers(model, tokenizer, questions)
+    probes = []
+    for (name, wrong_capital), question, answer in zip(wrong.items(), questions, answers, strict=True):
+        prefix = f"The capital of {name} is"
+        right = by_name[name].capital
+        probes.append(
+            FactProbe(
+                country=name,
+                right=right,
+                wrong=wrong_capital,
+                p_right=continuation_probability(model, tokenizer, question, prefix, f" {right}."),
+                p_wrong=continuation_probability(model, tokenizer, question, prefix, f" {wrong_capital}."),
+                answer=answer.text,
+            )
+        )
+    return probes
+
+
+@dataclass(frozen=True)
+class WrongFactsResult:
+    before: tuple[FactProbe, ...]
+    after: tuple[FactProbe, ...]
+    run: SFTRun  # its held-out scores show the other countries are still answered from pre-training
+
+
+@dataclass(frozen=True)
+class WrongFactsConfig:
+    """SFT on the polished set, except that five countries get a confidently wrong capital."""
+
+    max_steps: int = field(default=80, metadata={"help": "Optimizer steps on the data with the wrong facts."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "AdamW step size."})
+    seed: int = 0
+
+
+def wrong_facts_work(loaded: LoadedModel, cfg: WrongFactsConfig) -> Callable[[Job], WrongFactsResult]:
+    pairs, wrong = wrong_fact_pairs(cfg.seed)
+    pairs = [p for p in pairs if p.kind in ANSWER_FORMATS]  # facts only: shorter batches, same lesson
+    sft_cfg = SFTRunConfig(max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, seed=cfg.seed)
+
+    def work(job: Job) -> WrongFactsResult:
+        before = probe_facts(loaded.model, loaded.tokenizer, wrong)
+        job.note(stage="before", probes=before)
+        run, model = run_sft(trainable_copy(loaded), loaded.tokenizer, pairs, sft_cfg, [JobCallback(job)])
+        model.eval()
+        after = probe_facts(model, loaded.tokenizer, wrong)
+        return WrongFactsResult(tuple(before), tuple(after), run)
+
+    return work

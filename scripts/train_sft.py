@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--train-embeddings", action="store_true", help="also train the token embeddings")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -55,6 +56,7 @@ def main() -> None:
         learning_rate=args.lr,
         batch_size=args.batch_size,
         warmup_steps=20,
+        freeze_embeddings=not args.train_embeddings,
         seed=args.seed,
     )
     print(f"SFT of {args.base} on {len(pairs)} pairs: {cfg}", flush=True)
@@ -62,9 +64,11 @@ def main() -> None:
     train_score = score_held_out(model, base.tokenizer, fact_pairs(TRAIN_COUNTRIES, all_phrasings=False))
     probe = greedy_answers(model, base.tokenizer, [PROBE])[0]
     print(f"loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f} in {run.wall_s:.1f} s")
-    print(f"held-out accuracy {run.before.accuracy:.2f} -> {run.after.accuracy:.2f}; "
-          f"format {run.before.format_rate:.2f} -> {run.after.format_rate:.2f}; train-country accuracy "
-          f"{train_score.accuracy:.2f}")
+    print(
+        f"held-out accuracy {run.before.accuracy:.2f} -> {run.after.accuracy:.2f}; "
+        f"format {run.before.format_rate:.2f} -> {run.after.format_rate:.2f}; train-country accuracy "
+        f"{train_score.accuracy:.2f}"
+    )
     print(f"{PROBE!r} -> {probe.text!r} (ends with <|endoftext|>: {probe.stopped})")
 
     out = Path(args.out)
@@ -108,7 +112,7 @@ def model_card(s: dict, name: str, args: argparse.Namespace) -> str:
 | chat format | `<|user|>question<|assistant|>answer<|endoftext|>` (the tokenizer's chat template; generation stops at `<|endoftext|>`) |
 | data | `llmlab/instructions.py` `polished_pairs(seed={s["seed"]})`: {s["pairs"]} pairs: capital / language / continent questions about 30 countries in several phrasings, one answer style each, plus sums, tiny stories and Python requests |
 | held out | 10 countries (`HELD_OUT_COUNTRIES`) never appear in the SFT data; their 30 canonical questions measure generalisation |
-| training | {c["max_steps"]} steps of AdamW, batch {c["batch_size"]}, lr {c["learning_rate"]} (warm-up {c["warmup_steps"]}, linear decay), loss on the answer tokens only (`completion_only_loss=True`); seed {c["seed"]} |
+| training | {c["max_steps"]} steps of AdamW, batch {c["batch_size"]}, lr {c["learning_rate"]} (warm-up {c["warmup_steps"]}, linear decay), loss on the answer tokens only (`completion_only_loss=True`); token embeddings {"frozen" if c["freeze_embeddings"] else "trained"}; seed {c["seed"]} |
 | loss | {s["loss"][0]:.3f} → {s["loss"][-1]:.3f} nats per answer token |
 | held-out accuracy | {h["accuracy_before"]:.2f} before → {h["accuracy_after"]:.2f} after (answer names the right capital / language / continent) |
 | held-out format | {h["format_before"]:.2f} → {h["format_after"]:.2f} (polished sentence, then `<|endoftext|>`) |
@@ -117,11 +121,13 @@ def model_card(s: dict, name: str, args: argparse.Namespace) -> str:
 | train time | {s["train_seconds"]} s on the machine that built it |
 
 The facts come from pre-training: SFT taught the format (held-out countries are answered in the new style
-with what tiny-base already knew). It is the starting point of the RLHF and DPO pages.
+with what tiny-base already knew). Freezing the token embeddings matters for that: trained, they push the
+held-out country names away and the model answers about a similar training country instead ("What is the
+capital of Spain?" -> "The capital of Belgium is Brussels."). It is the starting point of the RLHF and DPO pages.
 
 Rebuild (deterministic for a given seed, machine and thread count):
 
-    python scripts/train_sft.py --base {args.base} --out models/{name} --seed {s["seed"]} --steps {c["max_steps"]} --lr {c["learning_rate"]} --batch-size {c["batch_size"]}
+    python scripts/train_sft.py --base {args.base} --out models/{name} --seed {s["seed"]} --steps {c["max_steps"]} --lr {c["learning_rate"]} --batch-size {c["batch_size"]}{"" if c["freeze_embeddings"] else " --train-embeddings"}
 """
 
 
