@@ -12,13 +12,14 @@ with its default `loss_type="sigmoid"`. For a pair (prompt x, chosen y_w, reject
 
 Log-probs are summed over the answer's tokens (and its end-of-text token), tokenized exactly as trl does, so
 `score_pairs(...)` reproduces trl's logged `loss`, `rewards/*` and `logps/*` for the same batch
-(tests/test_dpo.py checks it). `kl_to_reference` measures the drift that β is meant to limit. The page
-(pages/4_DPO.py) runs `dpo_work` / `sweep_work` in a background `Job`:
+(tests/test_dpo.py checks it). `drift_from_reference` measures the drift β is meant to limit: the exact
+per-token KL(π ‖ π_ref) summed along answers sampled from π. The page (pages/4_DPO.py) runs the `*_work`
+functions in background `Job`s: `dpo_work` (one live run), `sweep_work` (one run per β),
+`annotator_work` (one run per labeller) and `rlhf_frontier_work` (the RLHF page's pipeline, scored alike).
 
-    settings = DPOSettings(beta=0.1, steps=50)
-    run = train_dpo(start, train_pairs, settings)              # start: a LoadedModel (tiny-sft)
-    scores = score_pairs(run.policy, run.reference, start.tokenizer, heldout_pairs)
-    heldout_accuracy(scores), kl_to_reference(run.policy, run.reference, start.tokenizer, prompts)
+    run = train_dpo(start, train_pairs, DPOSettings(beta=0.1, steps=50))   # start: a LoadedModel (tiny-sft)
+    report = compare_on("held-out", run.policy, run.reference, start.tokenizer, heldout_pairs, true_reward)
+    report.accuracy_after, report.kl, report.reward_after     # e.g. 0.6, 0.3 nats, 0.85
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmlab.jobs import DivergedError, Job, JobCallback
 from llmlab.modeling import LoadedModel, trainable_copy
+from llmlab.nexttoken import context_limit
 from llmlab.preferences import question_text
 
 Pair = Mapping[str, Any]  # {"prompt", "chosen", "rejected"}: strings, or chat messages as trl accepts them
@@ -81,8 +83,11 @@ class DPOSettings:
     )
     steps: int = field(default=50, metadata={"help": "Optimizer steps of DPOTrainer (one batch of pairs each)."})
     learning_rate: float = field(
-        default=5e-4,
-        metadata={"help": "AdamW step size. 1e-4–1e-3 suits this 1M-parameter model; far above it the run diverges."},
+        default=2e-4,
+        metadata={
+            "help": "AdamW step size (constant). 1e-4–3e-4 suits this 1M-parameter model; from ~5e-4 the loss "
+            "swings wildly and the policy drifts whatever β is, and far above it the weights become NaN."
+        },
     )
     batch_size: int = field(default=8, metadata={"help": "Preference pairs per step."})
     seed: int = field(default=0, metadata={"help": "Seeds the data order: the same seed gives the same run."})
@@ -101,7 +106,10 @@ def settings_problems(beta: float, steps: int, learning_rate: float, batch_size:
     """Plain-language reasons these values cannot train (empty list: they can)."""
     problems = []
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        problems.append(f"β must be a positive number (got {beta!r}): β = 0 would make the loss constant.")
+        problems.append(
+            f"β must be a positive number (got {beta!r}): at β = 0 the loss is a constant log 2 and teaches "
+            "nothing, and a negative β would reward the rejected answers."
+        )
     if not (isinstance(steps, int) and 1 <= steps <= 5000):
         problems.append(f"Steps must be a whole number from 1 to 5000 (got {steps!r}).")
     if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
@@ -109,36 +117,6 @@ def settings_problems(beta: float, steps: int, learning_rate: float, batch_size:
     if not (isinstance(batch_size, int) and batch_size >= 1):
         problems.append(f"The batch size must be at least 1 (got {batch_size!r}).")
     return problems
-
-
-def settings_from_query(params: Mapping[str, str], default: DPOSettings | None = None) -> tuple[DPOSettings, list[str]]:
-    """Settings from URL query parameters (`?beta=0.05&steps=100&lr=3e-4`), and what was wrong with them.
-
-    A bad value (β = 0, β = -1, "abc", NaN) is replaced by the default and named in the messages, so a typed URL
-    can never start a run that cannot train."""
-    default = default or DPOSettings()
-    values = {"beta": default.beta, "steps": default.steps, "learning_rate": default.learning_rate}
-    messages = []
-    for key, name, cast in (("beta", "beta", float), ("steps", "steps", int), ("lr", "learning_rate", float)):
-        if key not in params:
-            continue
-        raw = params[key]
-        try:
-            value = cast(raw)
-        except (TypeError, ValueError):
-            messages.append(f"Ignored {key}={raw!r} from the URL: not a number.")
-            continue
-        trial = {**values, name: value}
-        problems = settings_problems(trial["beta"], trial["steps"], trial["learning_rate"])
-        if problems:
-            messages.append(f"Ignored {key}={raw!r} from the URL: {problems[0]}")
-        else:
-            values = trial
-    return DPOSettings(**values, batch_size=default.batch_size, seed=default.seed), messages
-
-
-def settings_to_query(settings: DPOSettings) -> dict[str, str]:
-    return {"beta": f"{settings.beta:g}", "steps": str(settings.steps), "lr": f"{settings.learning_rate:g}"}
 
 
 def nearest_beta(beta: float) -> float:
@@ -272,24 +250,37 @@ def _device(model: PreTrainedModel) -> torch.device:
 
 @torch.no_grad()
 def sequence_logps(
-    model: PreTrainedModel, prompts: Sequence[list[int]], answers: Sequence[list[int]], pad_id: int
+    model: PreTrainedModel,
+    prompts: Sequence[list[int]],
+    answers: Sequence[list[int]],
+    pad_id: int,
+    batch_size: int = 64,
 ) -> torch.Tensor:
-    """Σ_t log π(answer_t | prompt, answer_<t) for each (prompt, answer): (N,) float32, nats."""
+    """Σ_t log π(answer_t | prompt, answer_<t) for each (prompt, answer): (N,) float32, nats.
+
+    Sequences are batched by length (answers run from 2 to ~90 tokens), so little compute goes to padding."""
     device = _device(model)
     seqs = [p + a for p, a in zip(prompts, answers, strict=True)]
-    width = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(seqs), width), dtype=torch.long)
-    answer_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for i, (p, s) in enumerate(zip(prompts, seqs, strict=True)):
-        input_ids[i, : len(s)] = torch.tensor(s)
-        attention[i, : len(s)] = 1
-        answer_mask[i, len(p) : len(s)] = True
-    input_ids, attention, answer_mask = input_ids.to(device), attention.to(device), answer_mask.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits.float()  # (N, T, V)
-    logps = torch.log_softmax(logits[:, :-1], dim=-1)  # position t predicts token t+1
-    token_logps = logps.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, T-1)
-    return (token_logps * answer_mask[:, 1:]).sum(dim=1).cpu()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = torch.zeros(len(seqs))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(seqs[i]) for i in rows)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)  # -100: not an answer token
+        for r, i in enumerate(rows):
+            n_prompt, n = len(prompts[i]), len(seqs[i])
+            input_ids[r, :n] = torch.tensor(seqs[i])
+            attention[r, :n] = 1
+            labels[r, n_prompt:n] = input_ids[r, n_prompt:n]
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits  # (B, T, V)
+        # position t predicts token t+1; cross_entropy is log_softmax + gather in one pass
+        token_nll = F.cross_entropy(
+            logits[:, :-1].float().transpose(1, 2), labels[:, 1:].to(device), ignore_index=-100, reduction="none"
+        )  # (B, T-1)
+        out[rows] = -token_nll.sum(dim=1).cpu()
+    return out
 
 
 @dataclass(frozen=True)
@@ -300,7 +291,7 @@ class PairScore:
     policy_rejected: float
     reference_chosen: float
     reference_rejected: float
-    chosen_tokens: int = 1  # answer length in tokens (with EOS), for per-token comparisons
+    chosen_tokens: int = 1  # answer length in tokens (with EOS)
     rejected_tokens: int = 1
 
     @property
@@ -340,32 +331,36 @@ def score_pairs(
     for pair in pairs:
         check_pair(pair)
     tokenized = [tokenize_pair(tokenizer, pair) for pair in pairs]
+    limit = context_limit(policy)
+    for t in tokenized:
+        longest = len(t.prompt_ids) + max(len(t.chosen_ids), len(t.rejected_ids))
+        if longest > limit:
+            raise PairError(
+                f"This pair is {longest} tokens long, but the model reads at most {limit}: shorten the prompt "
+                "or the answers."
+            )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scores: list[PairScore] = []
+    prompts = [t.prompt_ids for t in tokenized] * 2
+    answers = [t.chosen_ids for t in tokenized] + [t.rejected_ids for t in tokenized]
     was_training = policy.training
     policy.eval()
     try:
-        for start in range(0, len(tokenized), batch_size):
-            chunk = tokenized[start : start + batch_size]
-            prompts = [t.prompt_ids for t in chunk] * 2
-            answers = [t.chosen_ids for t in chunk] + [t.rejected_ids for t in chunk]
-            pol = sequence_logps(policy, prompts, answers, pad)
-            ref = sequence_logps(reference, prompts, answers, pad)
-            n = len(chunk)
-            scores += [
-                PairScore(
-                    float(pol[i]),
-                    float(pol[n + i]),
-                    float(ref[i]),
-                    float(ref[n + i]),
-                    len(chunk[i].chosen_ids),
-                    len(chunk[i].rejected_ids),
-                )
-                for i in range(n)
-            ]
+        pol = sequence_logps(policy, prompts, answers, pad, batch_size)
     finally:
         policy.train(was_training)
-    return scores
+    ref = sequence_logps(reference, prompts, answers, pad, batch_size) if reference is not policy else pol
+    n = len(tokenized)
+    return [
+        PairScore(
+            float(pol[i]),
+            float(pol[n + i]),
+            float(ref[i]),
+            float(ref[n + i]),
+            len(tokenized[i].chosen_ids),
+            len(tokenized[i].rejected_ids),
+        )
+        for i in range(n)
+    ]
 
 
 def batch_metrics(scores: Sequence[PairScore], beta: float) -> dict[str, float]:
@@ -383,13 +378,14 @@ def batch_metrics(scores: Sequence[PairScore], beta: float) -> dict[str, float]:
 
 
 def heldout_accuracy(scores: Sequence[PairScore]) -> float:
-    """Share of pairs whose chosen answer the policy finds more likely than the rejected one, per token.
+    """Preference accuracy: the share of pairs whose implicit reward ranks the chosen answer above the rejected
+    one (margin > 0; a tie counts one half), i.e. trl's `rewards/accuracies` on pairs it never trained on.
 
-    Per-token (length-normalised) log-probs, so a shorter answer is not favoured just for being short. This is
-    what a user sees (which answer the model leans to), and it is defined for the reference too, so
-    "before" is a real baseline, not 0.5 by construction."""
-    right = sum(s.policy_chosen / s.chosen_tokens > s.policy_rejected / s.rejected_tokens for s in scores)
-    return right / max(1, len(scores))
+    The reference ties every pair with itself, so the start model scores exactly 50%: chance. Raw log-probs
+    would not do here: they mostly reflect length and phrasing (a padded answer costs hundreds of nats),
+    not which answer is right."""
+    wins = sum(1.0 if s.margin > 0 else 0.5 if s.margin == 0 else 0.0 for s in scores)
+    return wins / max(1, len(scores))
 
 
 # -- sampling, KL to the reference, true reward --------------------------------------------------------------
@@ -411,8 +407,7 @@ def sample_answers(
     device = _device(model)
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    limit = int(getattr(model.config, "n_positions", 1024))
-    prompts = [list(p)[-(limit - max_new_tokens) :] for p in prompt_ids]
+    prompts = [list(p)[-(context_limit(model) - max_new_tokens) :] for p in prompt_ids]
     width = max(len(p) for p in prompts)
     n = len(prompts)
     # Left-pad so every row's next token is at the last position; position ids skip the padding.
@@ -506,7 +501,10 @@ def drift_from_reference(
     prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs]
     answers = sample_answers(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    kl = per_token_kl(policy, reference, prompts, answers, pad)
+    if reference is policy:  # the start model against itself: KL is 0, skip two forward passes
+        kl = torch.zeros(len(answers))
+    else:
+        kl = per_token_kl(policy, reference, prompts, answers, pad)
     texts = [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
     questions = [prompt_text(pair) for pair in pairs]
     reward = None
@@ -569,7 +567,9 @@ class DPORun:
     metrics: list[dict[str, float]]  # trl's on_log dicts, one per step
     train_s: float  # wall time of trainer.train()
     steps_done: int
-    models_in_memory: int = 2  # policy + frozen reference; no reward model, no value model
+
+
+DPO_MODELS_IN_MEMORY = 2  # policy + frozen reference: no reward model, no value model
 
 
 def train_dpo(
@@ -608,7 +608,7 @@ def train_dpo(
         trainer.train()
         train_s = time.perf_counter() - started
     policy.eval().requires_grad_(False)
-    if any(not math.isfinite(p.detach().abs().max().item()) for p in policy.parameters()):
+    if not all(bool(torch.isfinite(p).all()) for p in policy.parameters()):
         raise DivergedError("The weights became NaN or infinite: the learning rate is too high. Lower it and retry.")
     return DPORun(policy, reference, settings, log.metrics, train_s, trainer.state.global_step)
 
@@ -620,6 +620,16 @@ class _MetricsLog(JobCallback):
         super().__init__(job or Job("dpo-untracked", lambda job: None))
         self.metrics: list[dict[str, float]] = []
 
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        # A diverging DPO run can make the weights NaN while the logged loss still reads 0.0 (the
+        # margin is ±inf): check the weights themselves (~1 ms for a 1M-parameter model).
+        if model is not None and not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise DivergedError(
+                f"The weights became NaN or infinite at step {state.global_step}: the learning rate is too high. "
+                "Lower it and start again."
+            )
+        return super().on_step_end(args, state, control, **kwargs)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         control = super().on_log(args, state, control, logs=logs, **kwargs)
         if logs and "train_runtime" not in logs:
@@ -630,17 +640,69 @@ class _MetricsLog(JobCallback):
 # -- what the page runs in background jobs -------------------------------------------------------------------
 
 
+def unique_prompts(pairs: Sequence[Pair]) -> list[Pair]:
+    """One pair per distinct prompt, in order: sampling-based measures count each question once."""
+    seen: dict[str, Pair] = {}
+    for pair in pairs:
+        seen.setdefault(repr(pair["prompt"]), pair)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """The start model (= reference) against the trained policy on one set of held-out pairs."""
+
+    name: str
+    accuracy_before: float  # heldout_accuracy of the reference
+    accuracy_after: float  # heldout_accuracy of the policy
+    kl: float  # KL(π‖π_ref) on answers sampled for these pairs' prompts, nats per answer
+    reward_before: float | None  # true reward of answers sampled from the reference
+    reward_after: float | None  # ... and from the policy
+    logp_chosen: tuple[float, float] = (0.0, 0.0)  # mean log π(chosen) of the pairs, (reference, policy), nats
+    logp_rejected: tuple[float, float] = (0.0, 0.0)  # mean log π(rejected), (reference, policy)
+
+
+def compare_on(
+    name: str,
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[Pair],
+    reward_fn: RewardFn | None = None,
+    seed: int = 0,
+) -> SplitReport:
+    """Held-out preference accuracy, KL and true reward of `policy` against its `reference` on these pairs."""
+    prompts = unique_prompts(pairs)
+    scores = score_pairs(policy, reference, tokenizer, pairs)
+    drift = drift_from_reference(policy, reference, tokenizer, prompts, reward_fn, seed)
+    reward_before = None
+    if reward_fn is not None:
+        reward_before = drift_from_reference(reference, reference, tokenizer, prompts, reward_fn, seed).reward
+    n = len(scores)
+    return SplitReport(
+        name=name,
+        accuracy_before=0.5,  # heldout_accuracy of the reference against itself: every margin is 0
+        accuracy_after=heldout_accuracy(scores),
+        kl=drift.kl,
+        reward_before=reward_before,
+        reward_after=drift.reward,
+        logp_chosen=(sum(s.reference_chosen for s in scores) / n, sum(s.policy_chosen for s in scores) / n),
+        logp_rejected=(sum(s.reference_rejected for s in scores) / n, sum(s.policy_rejected for s in scores) / n),
+    )
+
+
 @dataclass
 class DPOOutcome:
     """A finished live run: the trained policy (kept for the other tabs) and its before/after evaluation."""
 
     run: DPORun
-    accuracy_before: float  # held-out preference accuracy of the start model
-    accuracy_after: float
-    drift: DriftReport  # KL and true reward of the trained policy
-    reference_reward: float | None  # true reward of the start model's own samples
-    answers: list[dict[str, str]]  # prompt, before, after (greedy)
+    reports: list[SplitReport]  # [held-out pairs on covered questions, (unseen questions)]
+    answers: list[dict[str, str]]  # question, before, after (greedy)
     wall_s: float  # the whole job: training plus evaluation
+
+    @property
+    def heldout(self) -> SplitReport:
+        return self.reports[0]
 
 
 def dpo_work(
@@ -649,40 +711,27 @@ def dpo_work(
     heldout_pairs: Sequence[Pair],
     settings: DPOSettings,
     reward_fn: RewardFn | None = None,
-    answer_pairs: int = 5,
+    unseen_pairs: Sequence[Pair] = (),
+    answer_questions: int = 4,
 ) -> Callable[[Job], DPOOutcome]:
-    """The live run as a Job's work function: train, then evaluate on held-out pairs."""
+    """The live run as a Job's work function: train, then compare policy and start model on held-out pairs
+    (and on pairs about questions the training pairs never cover, if given)."""
 
     def work(job: Job) -> DPOOutcome:
         started = time.perf_counter()
         run = train_dpo(start, train_pairs, settings, job)
-        before = score_pairs(run.reference, run.reference, start.tokenizer, heldout_pairs)
-        after = score_pairs(run.policy, run.reference, start.tokenizer, heldout_pairs)
-        drift = drift_from_reference(run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
-        reference_reward = None
-        if reward_fn is not None:
-            reference_reward = drift_from_reference(
-                run.reference, run.reference, start.tokenizer, heldout_pairs, reward_fn
-            ).reward
-        shown = list(heldout_pairs[:answer_pairs])
+        tok = start.tokenizer
+        reports = [compare_on("held-out pairs", run.policy, run.reference, tok, heldout_pairs, reward_fn)]
+        if unseen_pairs:
+            reports.append(compare_on("unseen questions", run.policy, run.reference, tok, unseen_pairs, reward_fn))
+        shown = unique_prompts(heldout_pairs)[:answer_questions] + unique_prompts(unseen_pairs)[:answer_questions]
         answers = [
-            {"prompt": prompt_text(p), "before": b, "after": a}
+            {"question": prompt_text(p), "before (start model)": b, "after DPO": a}
             for p, b, a in zip(
-                shown,
-                greedy_answers(run.reference, start.tokenizer, shown),
-                greedy_answers(run.policy, start.tokenizer, shown),
-                strict=True,
+                shown, greedy_answers(run.reference, tok, shown), greedy_answers(run.policy, tok, shown), strict=True
             )
         ]
-        return DPOOutcome(
-            run=run,
-            accuracy_before=heldout_accuracy(before),
-            accuracy_after=heldout_accuracy(after),
-            drift=drift,
-            reference_reward=reference_reward,
-            answers=answers,
-            wall_s=time.perf_counter() - started,
-        )
+        return DPOOutcome(run=run, reports=reports, answers=answers, wall_s=time.perf_counter() - started)
 
     return work
 
@@ -693,10 +742,11 @@ class SweepPoint:
     steps: int  # steps actually run
     learning_rate: float
     seed: int
-    heldout_accuracy: float  # share of held-out pairs ranked right by the policy (per-token log-probs)
-    reference_accuracy: float  # the same for the start model
+    heldout_accuracy: float  # share of held-out pairs the policy's implicit reward ranks right
+    reference_accuracy: float  # the same for the start model (0.5: it ties every pair)
     kl: float  # KL(π‖π_ref), nats per sampled answer
-    reward: float | None  # mean true reward of sampled answers
+    reward: float | None  # mean true reward of answers sampled from the policy
+    reference_reward: float | None  # ... and from the start model
     final_loss: float
     logp_chosen_start: float  # trl's logps/chosen at the first and last step (nats per answer)
     logp_chosen_end: float
@@ -725,7 +775,6 @@ def sweep_work(
             raise SettingsError(" ".join(problems))
 
     def work(job: Job) -> list[SweepPoint]:
-        reference_scores = score_pairs(start.model, start.model, start.tokenizer, heldout_pairs)
         points: list[SweepPoint] = []
         for beta in betas:
             if job.should_stop:
@@ -738,20 +787,20 @@ def sweep_work(
                 batch_size=settings.batch_size,
                 seed=settings.seed,
             )
-            run = train_dpo(start, train_pairs, run_settings, _BetaJob(job, beta))
+            run = train_dpo(start, train_pairs, run_settings, _TaggedJob(job, beta=beta))
             if job.should_stop and run.steps_done < settings.steps:
                 break  # a half-trained β would be a misleading point
-            scores = score_pairs(run.policy, run.reference, start.tokenizer, heldout_pairs)
-            drift = drift_from_reference(run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
+            report = compare_on("held-out pairs", run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
             point = SweepPoint(
                 beta=beta,
                 steps=run.steps_done,
                 learning_rate=settings.learning_rate,
                 seed=settings.seed,
-                heldout_accuracy=heldout_accuracy(scores),
-                reference_accuracy=heldout_accuracy(reference_scores),
-                kl=drift.kl,
-                reward=drift.reward,
+                heldout_accuracy=report.accuracy_after,
+                reference_accuracy=report.accuracy_before,
+                kl=report.kl,
+                reward=report.reward_after,
+                reference_reward=report.reward_before,
                 final_loss=run.metrics[-1]["loss"],
                 logp_chosen_start=run.metrics[0]["logps/chosen"],
                 logp_chosen_end=run.metrics[-1]["logps/chosen"],
@@ -765,18 +814,18 @@ def sweep_work(
     return work
 
 
-class _BetaJob:
-    """A view of the sweep's Job for one β: stop requests pass through, logged steps carry their β."""
+class _TaggedJob:
+    """A view of a Job for one run of several: stop requests pass through, logged steps carry the tags."""
 
-    def __init__(self, job: Job, beta: float):
-        self._job, self._beta = job, beta
+    def __init__(self, job: Job, **tags: float):
+        self._job, self._tags = job, tags
 
     @property
     def should_stop(self) -> bool:
         return self._job.should_stop
 
     def log(self, **values: float) -> None:
-        self._job.log(beta=self._beta, **values)
+        self._job.log(**self._tags, **values)
 
 
 def sweep_csv(points: Sequence[SweepPoint]) -> str:
@@ -788,3 +837,134 @@ def sweep_csv(points: Sequence[SweepPoint]) -> str:
     for point in points:
         writer.writerow(point.row())
     return out.getvalue()
+
+
+# -- a single annotator ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabellerResult:
+    """How a policy ranks held-out pairs after DPO on one labeller's picks (implicit rewards, ties count ½)."""
+
+    name: str
+    agrees_right: float  # share of pairs where the policy prefers the right answer
+    agrees_longer: float  # share of pairs (of unequal length) where it prefers the longer answer
+    reward: float | None  # share of sampled answers that are right (true reward)
+    steps: int
+    train_s: float
+    examples: list[str]  # a few greedy answers
+
+
+def longer_preference(scores: Sequence[PairScore], pairs: Sequence[Pair]) -> float:
+    """Share of pairs whose implicit reward favours the longer answer (pairs of equal length are skipped)."""
+    wins, n = 0.0, 0
+    for score, pair in zip(scores, pairs, strict=True):
+        chosen, rejected = len(answer_text(pair["chosen"])), len(answer_text(pair["rejected"]))
+        if chosen == rejected:
+            continue
+        margin = score.margin if chosen > rejected else -score.margin  # > 0: the longer one is favoured
+        wins += 1.0 if margin > 0 else 0.5 if margin == 0 else 0.0
+        n += 1
+    return wins / max(1, n)
+
+
+def annotator_work(
+    start: LoadedModel,
+    labellers: Mapping[str, Sequence[Pair]],
+    eval_pairs: Sequence[Pair],
+    settings: DPOSettings,
+    reward_fn: RewardFn | None = None,
+) -> Callable[[Job], list[LabellerResult]]:
+    """One DPO run per labeller (same answer pairs and settings; only who picked "chosen" differs), then how
+    each policy ranks held-out pairs whose `chosen` is the right answer. The first result is the start model."""
+    prompts = unique_prompts(eval_pairs)
+
+    def measure(name: str, model: PreTrainedModel, steps: int, train_s: float) -> LabellerResult:
+        scores = score_pairs(model, start.model, start.tokenizer, eval_pairs)
+        reward = drift_from_reference(model, start.model, start.tokenizer, prompts, reward_fn).reward
+        examples = greedy_answers(model, start.tokenizer, prompts[:4])
+        return LabellerResult(
+            name, heldout_accuracy(scores), longer_preference(scores, eval_pairs), reward, steps, train_s, examples
+        )
+
+    def work(job: Job) -> list[LabellerResult]:
+        results = [measure(f"{start.name} (start)", start.model, 0, 0.0)]
+        for index, (name, pairs) in enumerate(labellers.items()):
+            if job.should_stop:
+                break
+            run = train_dpo(start, pairs, settings, _TaggedJob(job, labeller=index))
+            if job.should_stop and run.steps_done < settings.steps:
+                break
+            result = measure(name, run.policy, run.steps_done, run.train_s)
+            results.append(result)
+            job.note(result=result)
+        return results
+
+    return work
+
+
+# -- DPO vs RLHF on one frontier ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One trained policy on the reward-vs-KL plane, with what it cost to get there."""
+
+    method: str  # "DPO" or "RLHF (reward model + RLOO)"
+    beta: float  # DPO's β, or RLHF's KL coefficient: the same β of max E[r] − β·KL in both derivations
+    kl: float  # KL(π‖π_ref) on answers sampled for held-out pairs' prompts, nats per answer
+    reward: float | None  # share of those answers that are right (true reward)
+    reference_reward: float | None
+    train_s: float  # wall time of the policy's own training
+    extra_s: float  # wall time of what it needed first (RLHF: the reward model), 0 for DPO
+    models_in_memory: int  # models held while training
+
+
+RLHF_MODELS_IN_MEMORY = 3  # policy + frozen reference + reward model (RLOO needs no value model)
+
+
+def rlhf_frontier_work(
+    start: LoadedModel,
+    heldout_pairs: Sequence[Pair],
+    betas: Sequence[float],
+    rl_steps: int = 30,
+    reward_fn: RewardFn | None = None,
+) -> Callable[[Job], list[FrontierPoint]]:
+    """The RLHF page's pipeline at several β, scored exactly like the DPO runs: train a reward model on the same
+    preference pairs (trl RewardTrainer), then online RL from the same start model (trl RLOOTrainer, KL
+    coefficient β), then KL and true reward on the same held-out prompts with the same estimator."""
+    from llmlab.reward import RewardRunConfig, train_reward_model
+    from llmlab.rlhf import RLRunConfig, run_rl
+
+    configs = [RLRunConfig(beta=beta, max_steps=rl_steps) for beta in betas]
+    for config in configs:
+        config.check()  # fail before any training
+
+    def work(job: Job) -> list[FrontierPoint]:
+        started = time.perf_counter()
+        reward_run = train_reward_model(start, RewardRunConfig())
+        reward_s = time.perf_counter() - started
+        job.note(reward_model_s=reward_s)
+        points: list[FrontierPoint] = []
+        for config in configs:
+            if job.should_stop:
+                break
+            run = run_rl(start, reward_run, config, job)
+            if job.should_stop and len(run.history) < config.max_steps:
+                break
+            report = compare_on("held-out pairs", run.policy, start.model, start.tokenizer, heldout_pairs, reward_fn)
+            point = FrontierPoint(
+                method="RLHF (reward model + RLOO)",
+                beta=config.beta,
+                kl=report.kl,
+                reward=report.reward_after,
+                reference_reward=report.reward_before,
+                train_s=run.seconds,
+                extra_s=reward_s,
+                models_in_memory=RLHF_MODELS_IN_MEMORY,
+            )
+            points.append(point)
+            job.note(point=point)
+        return points
+
+    return work

@@ -121,9 +121,8 @@ def token_probability_lines(
             line_width=4 if is_highlight else 2,
         )
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    fig = style(fig, title, "training step", "probability of being the next token")
-    fig.update_layout(showlegend=True)
-    return fig
+    fig = style(fig, title, "training step", "probability of being the next token", height=400)
+    return legend_below(fig)
 
 
 def loss_curves(
@@ -169,20 +168,32 @@ def metric_vs_noise(
     return style(fig, title, "corrupted documents (% of the corpus)", y_title, height=320)
 
 
+def legend_below(fig: go.Figure) -> go.Figure:
+    """Legend under the x-axis title: for charts with more series than fit beside the title."""
+    fig.update_layout(
+        showlegend=True, legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0}
+    )
+    return fig
+
+
 def iso_compute_losses(
     curves: Sequence[tuple[str, Sequence[float], Sequence[float]]],
     points: Sequence[tuple[str, float, float]],
     title: str,
+    optima: Sequence[tuple[float, float]] = (),
 ) -> go.Figure:
-    """Predicted loss against model size along iso-compute curves (log x), with labelled runs as markers."""
+    """Predicted loss against model size along iso-compute curves (log x): labelled runs as diamonds, and
+    each curve's compute-optimal point (N, loss) as a star."""
     fig = go.Figure()
     for n, (name, n_params, losses) in enumerate(curves):
+        fig.add_scatter(x=list(n_params), y=list(losses), mode="lines", name=name, line={"color": SERIES_COLORS[n % 8]})
+    if optima:
         fig.add_scatter(
-            x=list(n_params),
-            y=list(losses),
-            mode="lines",
-            name=name,
-            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)]},
+            x=[n for n, _ in optima],
+            y=[loss for _, loss in optima],
+            mode="markers",
+            name="compute-optimal point of each curve",
+            marker={"size": 14, "symbol": "star", "color": "#333333"},
         )
     for n, (name, n_params, loss) in enumerate(points):
         fig.add_scatter(
@@ -191,14 +202,13 @@ def iso_compute_losses(
             mode="markers+text",
             name=name,
             text=[html.escape(name)],
-            textposition="top center",
-            marker={"size": 12, "symbol": "diamond", "color": SERIES_COLORS[(n + 2) % len(SERIES_COLORS)]},
+            textposition="top right" if n % 2 else "bottom right",
+            marker={"size": 12, "symbol": "diamond", "color": SERIES_COLORS[(n + 2) % 8]},
             showlegend=False,
         )
     fig.update_xaxes(type="log")
-    fig = style(fig, title, "parameters N (log scale)", "predicted loss L(N, D) (nats per token)", height=420)
-    fig.update_layout(showlegend=True)
-    return fig
+    fig = style(fig, title, "parameters N (log scale)", "predicted loss L(N, D) (nats per token)", height=460)
+    return legend_below(fig)
 
 
 def compute_frontier(
@@ -214,7 +224,7 @@ def compute_frontier(
             y=list(n_tokens),
             mode="lines",
             name=name,
-            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)] if dash == "solid" else MUTED, "dash": dash},
+            line={"color": SERIES_COLORS[n % 8] if dash == "solid" else MUTED, "dash": dash},
         )
     for n, (name, n_params, n_tokens) in enumerate(points):
         fig.add_scatter(
@@ -224,14 +234,13 @@ def compute_frontier(
             name=name,
             text=[html.escape(name)],
             textposition="middle right",
-            marker={"size": 12, "symbol": "diamond", "color": SERIES_COLORS[(n + 2) % len(SERIES_COLORS)]},
+            marker={"size": 12, "symbol": "diamond", "color": SERIES_COLORS[(n + 2) % 8]},
             showlegend=False,
         )
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
-    fig = style(fig, title, "parameters N (log scale)", "training tokens D (log scale)", height=420)
-    fig.update_layout(showlegend=True)
-    return fig
+    fig = style(fig, title, "parameters N (log scale)", "training tokens D (log scale)", height=460)
+    return legend_below(fig)
 
 
 # -- DPO page ----------------------------------------------------------------------------------------
@@ -412,4 +421,110 @@ def grouped_bars(
         fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
     fig = style(fig, title, x_title, y_title, height=360)
     fig.update_layout(barmode="group", showlegend=True)
+    return fig
+
+
+def token_loss_bars(pieces: Sequence[str], losses: Sequence[float], counted: Sequence[bool], title: str) -> go.Figure:
+    """SFT page: one bar per token, its cross-entropy; tokens outside the loss in grey (loss still shown)."""
+    labels = [f"{n}: {token_label(p)}" for n, p in enumerate(pieces)]
+    values = [0.0 if not math.isfinite(x) else x for x in losses]
+    fig = go.Figure()
+    fig.add_bar(
+        x=labels,
+        y=values,
+        marker_color=[HIGHLIGHT if c else MUTED for c in counted],
+        text=["" if not math.isfinite(x) else f"{x:.2f}" for x in losses],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate="%{x}<br>%{y:.3f} nats<extra></extra>",
+    )
+    fig.update_xaxes(type="category", tickangle=-60)
+    return style(fig, title, "token (position: text)", "cross-entropy of predicting it (nats)", height=380)
+
+
+# -- RLHF page ---------------------------------------------------------------------------------------------
+
+
+def metric_lines(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    x_title: str,
+    y_title: str,
+    percent: bool = False,
+    height: int = 300,
+) -> go.Figure:
+    """Several named series against a shared x (e.g. training step), one colour each."""
+    fig = go.Figure()
+    for n, (name, (xs, ys)) in enumerate(series.items()):
+        fig.add_scatter(
+            x=list(xs),
+            y=list(ys),
+            mode="lines+markers" if len(xs) < 30 else "lines",
+            name=html.escape(name),
+            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)]},
+        )
+    if percent:
+        fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    fig = style(fig, title, x_title, y_title, height=height)
+    fig.update_layout(showlegend=len(series) > 1)
+    return fig
+
+
+def score_histogram(chosen: Sequence[float], rejected: Sequence[float], title: str) -> go.Figure:
+    """Overlaid histograms of reward-model scores: chosen answers (green) vs rejected ones (red)."""
+    fig = go.Figure()
+    fig.add_histogram(x=list(chosen), name="chosen answers", marker_color="#54a24b", opacity=0.65, nbinsx=30)
+    fig.add_histogram(x=list(rejected), name="rejected answers", marker_color="#e45756", opacity=0.65, nbinsx=30)
+    fig = style(fig, title, "reward-model score (logit units)", "number of answers", height=320)
+    fig.update_layout(barmode="overlay", showlegend=True)
+    return fig
+
+
+def policy_bars(labels: Sequence[str], ref: Sequence[float], optimum: Sequence[float], title: str) -> go.Figure:
+    """π_ref vs π* over the same candidate answers (horizontal, one row per answer, labels escaped)."""
+    shown = [html.escape(t if len(t) <= 70 else t[:67] + "…") for t in labels]
+    rows = [f"{n + 1}. {t}" for n, t in enumerate(shown)]  # numbered: identical-looking labels stay apart
+    fig = go.Figure()
+    fig.add_bar(y=rows, x=list(ref), orientation="h", name="π_ref (SFT model)", marker_color=MUTED)
+    fig.add_bar(
+        y=rows,
+        x=list(optimum),
+        orientation="h",
+        name="π* (KL-regularised optimum)",
+        marker_color=HIGHLIGHT,
+        text=[f"{p:.1%}" for p in optimum],
+        textposition="outside",
+        cliponaxis=False,
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(range=[0, 1.12], tickformat=".0%")
+    fig = style(fig, title, "probability of the answer", "candidate answer", height=110 + 34 * len(rows))
+    fig.update_layout(barmode="group", showlegend=True)
+    return fig
+
+
+def kl_sweep_frontier(
+    kl: Sequence[float],
+    proxy: Sequence[float],
+    true: Sequence[float],
+    current: tuple[float, float, float],
+    title: str,
+) -> go.Figure:
+    """Expected reward-model score (left axis) and share of correct answers (right axis) against
+    KL(π* ‖ π_ref), traced over β; `current` = (kl, proxy, true) of the slider's β, marked."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=list(kl), y=list(proxy), mode="lines", name="reward-model score (proxy)",
+                    line={"color": ACCENT}, secondary_y=False)  # fmt: skip
+    fig.add_scatter(x=list(kl), y=list(true), mode="lines", name="correct answers (true reward)",
+                    line={"color": "#54a24b", "dash": "dot"}, secondary_y=True)  # fmt: skip
+    fig.add_scatter(x=[current[0]], y=[current[1]], mode="markers", name="current β (proxy)",
+                    marker={"size": 13, "color": HIGHLIGHT, "symbol": "diamond"}, secondary_y=False)  # fmt: skip
+    fig.add_scatter(x=[current[0]], y=[current[2]], mode="markers", name="current β (true)",
+                    marker={"size": 12, "color": HIGHLIGHT, "symbol": "circle-open"}, secondary_y=True)  # fmt: skip
+    fig = style(fig, title, "KL(π* ‖ π_ref) (nats per answer)", "E[reward-model score] (logit units)", height=400)
+    fig.update_yaxes(title_text="share of correct answers", range=[-0.03, 1.05], tickformat=".0%", secondary_y=True)
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_layout(showlegend=True)
     return fig

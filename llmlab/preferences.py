@@ -1,8 +1,9 @@
 """Pairwise preference data for the RLHF and DPO pages, generated from the corpus's 40 countries.
 
-Each pair answers one question ("What is the capital of France?") twice: once right, once wrong (another
-country's capital), in one of several phrasings, either side sometimes wrapped in polite padding
-("Thank you for your question! ... I hope this helps!"). Two annotators label the pairs:
+Each pair answers one question ("What is the capital of France?") twice, in the SFT model's style: once
+right, once with tiny-sft's typical mistake (another fact about the country, or another country's fact),
+either side sometimes wrapped in polite padding
+("Thank you! ... Have a happy day!"). Two annotators label the pairs:
 
 - unbiased (`biased=False`): the correct answer wins, whatever its length or politeness;
 - biased (`biased=True`): the *longer* answer wins (padding makes an answer longer), correctness only breaks
@@ -20,13 +21,15 @@ The prompt is the bundled models' chat template already applied (`chat_prompt`),
 see is exactly "<|user|>…<|assistant|>answer<|endoftext|>"; completions carry no EOS (the trainers add it).
 `as_conversational(rows)` gives the same pairs as chat messages for models with another chat template.
 
-Train and test pairs come from disjoint questions (a fixed 20% of the 120 questions is held out whatever
-the seed), so held-out accuracy measures generalisation to unseen questions.
+Splits: "train" pits each of 96 questions' right answer against four fixed wrong answers (twice each);
+"test" pits it (twice) against a fifth wrong answer no train pair contains: the held-out set a reward model
+is scored on; "unseen" asks 24 questions the train pairs never cover (fixed whatever the seed): the
+offline-data limit.
 
     from llmlab.preferences import preference_pairs, true_reward, padded
-    train = preference_pairs(seed=0, biased=False, split="train")     # 384 dicts
+    train = preference_pairs(seed=0, biased=False, split="train")     # 768 dicts
     true_reward(train[0]["prompt"], train[0]["chosen"])               # 1.0 (correct)
-    padded("Paris.")   # "Thank you for your question! Paris. I hope this helps!"
+    padded("Paris.")   # "Thank you! Paris. Have a happy day!"
 """
 
 from __future__ import annotations
@@ -41,11 +44,20 @@ from llmlab.corpus import COUNTRIES, Country
 USER = "<|user|>"
 ASSISTANT = "<|assistant|>"
 KINDS = ("capital", "language", "continent")
-SPLITS = ("train", "test")
-PAIRS_PER_QUESTION = 4
-TEST_FRACTION = 0.2
-SPLIT_SEED = 1234  # fixed: train and test questions stay disjoint whatever `seed` a caller passes
-PAD_PROBABILITY = 0.35  # chance that each side of a pair is polite-padded
+SPLITS = ("train", "test", "unseen")
+# Each question has five fixed wrong answers, the mistakes tiny-sft makes: the right country's other facts
+# ("Where is Spain?" -> "The capital of Spain is Madrid.") and another country's fact ("The capital of
+# Belgium is Brussels."). Four are used by "train" pairs, the fifth only by "test" pairs. A wrong value in
+# the right sentence ("The capital of Spain is Rome.") is left out by default (WRONG_VALUES = 0): spotting it
+# needs the fact itself, which the 1M-parameter reward model does not learn in a 100-step run (measured:
+# chance level on such held-out pairs, vs 0.95 on wrong-fact and ~0.8 on wrong-country answers).
+WRONG_COUNTRIES = 3
+WRONG_VALUES = 0
+TRAIN_REPEATS = 2  # train pairs per (question, wrong answer), each with its own padding
+UNSEEN_FRACTION = 0.2
+SPLIT_SEED = 1234  # fixed: the unseen questions and each question's distractors do not depend on `seed`
+PAD_PROBABILITY = 0.2  # chance that each side of a pair is polite-padded
+TEST_REPEATS = 2  # test pairs per question (same held-out wrong answer, fresh padding)
 
 # Phrasings follow the corpus's own Q&A lines, so the tiny models already know the words.
 QUESTION_TEMPLATES = {
@@ -53,21 +65,15 @@ QUESTION_TEMPLATES = {
     "language": "Which language do people speak in {c}?",
     "continent": "Where is {c}?",
 }
+# Answers in the SFT model's own style (llmlab/instructions.py): the reward model judges what the policy writes.
 ANSWER_TEMPLATES = {
-    "capital": ("The capital of {c} is {v}.", "{v} is the capital of {c}.", "{v}."),
-    "language": ("People in {c} speak {v}.", "The main language of {c} is {v}.", "{v}."),
-    "continent": ("{C} is in {v}.", "{C} is a country in {v}.", "In {v}."),
+    "capital": "The capital of {c} is {v}.",
+    "language": "People in {c} speak {v}.",
+    "continent": "{C} is in {v}.",
 }
-POLITE_OPENERS = (
-    "Thank you for your question!",
-    "What a great question!",
-    "I am very happy to help you with this.",
-)
-POLITE_CLOSERS = (
-    "I hope this helps!",
-    "Have a wonderful day!",
-    "Please ask me if you have more questions.",
-)
+# Short phrases in the corpus's words, so padded answers stay within a few tokens (cheap to train on).
+POLITE_OPENERS = ("Thank you!", "What a good question!", "I am very happy to help!")
+POLITE_CLOSERS = ("Have a happy day!", "I hope this helps!", "You are very kind.")
 
 
 @dataclass(frozen=True)
@@ -112,20 +118,20 @@ def all_questions() -> list[Question]:
 
 
 @cache
-def _split_of() -> dict[Question, str]:
+def _unseen() -> frozenset[Question]:
     questions = all_questions()
     order = list(range(len(questions)))
     random.Random(SPLIT_SEED).shuffle(order)
-    n_test = round(len(questions) * TEST_FRACTION)
-    test = set(order[:n_test])
-    return {q: ("test" if i in test else "train") for i, q in enumerate(questions)}
+    return frozenset(questions[i] for i in order[: round(len(questions) * UNSEEN_FRACTION)])
 
 
 def questions(split: str = "train") -> list[Question]:
-    """The questions of one split (96 train, 24 test), in a fixed order."""
+    """The questions a split asks, in a fixed order: 96 for "train" and "test" (the same questions),
+    24 for "unseen" (never in the train pairs)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    return [q for q in all_questions() if _split_of()[q] == split]
+    unseen = split == "unseen"
+    return [q for q in all_questions() if (q in _unseen()) == unseen]
 
 
 @cache
@@ -137,11 +143,11 @@ def find_question(prompt: str | list[dict]) -> Question | None:
     return _by_question_text().get(question_text(prompt))
 
 
-def answer_text(question: Question, value: str, template: int = 0) -> str:
-    """One phrasing of an answer (right or wrong `value`) to `question`."""
-    templates = ANSWER_TEMPLATES[question.kind]
-    name = question.country.name
-    return templates[template % len(templates)].format(c=name, C=name[0].upper() + name[1:], v=value)
+def answer_text(question: Question, value: str, country: Country | None = None) -> str:
+    """An answer to `question` in the SFT style stating `value` (right or wrong), about `country`
+    (default: the country asked about)."""
+    name = (country or question.country).name
+    return ANSWER_TEMPLATES[question.kind].format(c=name, C=name[0].upper() + name[1:], v=value)
 
 
 def padded(answer: str, level: int = 1, variant: int = 0) -> str:
@@ -181,30 +187,49 @@ def true_reward(prompt: str | list[dict], completion: str | list[dict]) -> float
     return 0.0 if any(_mentions(completion, v) for v in others) else 1.0
 
 
-def _wrong_value(question: Question, rng: random.Random) -> str:
+@cache
+def wrong_answers(question: Question) -> tuple[str, ...]:
+    """The question's five fixed wrong answers, in a fixed shuffled order: the first four appear in train
+    pairs, the last one only in test pairs."""
+    rng = random.Random(f"{SPLIT_SEED}-{question.country.name}-{question.kind}")
+    country = question.country
+    answers = [answer_text(Question(country, k), _value(country, k)) for k in KINDS if k != question.kind]
+    others = [c for c in COUNTRIES if _value(c, question.kind) != question.answer]
+    answers += [answer_text(question, _value(c, question.kind), c) for c in rng.sample(others, WRONG_COUNTRIES)]
     values = sorted({_value(c, question.kind) for c in COUNTRIES} - {question.answer})
-    return rng.choice(values)
+    answers += [answer_text(question, v) for v in rng.sample(values, WRONG_VALUES)]
+    answers = answers[:5]
+    rng.shuffle(answers)
+    return tuple(answers)
+
+
+def _maybe_padded(answer: str, rng: random.Random) -> str:
+    if rng.random() < PAD_PROBABILITY:
+        return padded(answer, 1, rng.randrange(len(POLITE_OPENERS)))  # one phrase each side: short sequences
+    return answer
 
 
 def preference_pairs(seed: int = 0, biased: bool = False, split: str = "train") -> list[dict]:
-    """Preference pairs {"prompt", "chosen", "rejected"} for one split (384 train, 96 test).
+    """Preference pairs {"prompt", "chosen", "rejected"}: 768 "train", 192 "test", 96 "unseen".
 
-    Both sets hold the same (right, wrong) answers with the same padding; only the label differs:
-    unbiased picks the correct one, biased the longer one (ties go to the correct one)."""
+    "train" pits each of 96 questions' right answer against four of its wrong answers, twice each with fresh
+    padding; "test" pits it (twice) against the fifth wrong answer, which no train pair contains (held-out pairs on
+    covered questions); "unseen" asks 24 questions the train pairs never cover. Biased and unbiased sets
+    hold the same answers with the same padding; only the label differs: unbiased picks the correct one,
+    biased the longer one (ties: the correct one). `seed` changes the padding, never the answers."""
     rng = random.Random(f"{seed}-{split}")
     rows = []
     for question in questions(split):
-        for _ in range(PAIRS_PER_QUESTION):
-            n_templates = len(ANSWER_TEMPLATES[question.kind])
-            right = answer_text(question, question.answer, rng.randrange(n_templates))
-            wrong = answer_text(question, _wrong_value(question, rng), rng.randrange(n_templates))
-            if rng.random() < PAD_PROBABILITY:
-                right = padded(right, rng.randint(1, 2), rng.randrange(len(POLITE_OPENERS)))
-            if rng.random() < PAD_PROBABILITY:
-                wrong = padded(wrong, rng.randint(1, 2), rng.randrange(len(POLITE_OPENERS)))
-            chosen, rejected = right, wrong
-            if biased and len(wrong) > len(right):
-                chosen, rejected = wrong, right
+        wrong = wrong_answers(question)
+        chosen_wrong = {"train": wrong[:4] * TRAIN_REPEATS, "test": wrong[4:] * TEST_REPEATS, "unseen": wrong[:4]}[
+            split
+        ]
+        for wrong_answer in chosen_wrong:
+            right = _maybe_padded(answer_text(question, question.answer), rng)
+            wrong_answer = _maybe_padded(wrong_answer, rng)
+            chosen, rejected = right, wrong_answer
+            if biased and len(wrong_answer) > len(right):
+                chosen, rejected = wrong_answer, right
             rows.append({"prompt": question.prompt, "chosen": chosen, "rejected": rejected})
     return rows
 

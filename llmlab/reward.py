@@ -15,10 +15,12 @@ sweep and the online-RL demo have one ready without waiting for a training run.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import math
+import random
 import tempfile
 import threading
 import time
@@ -30,6 +32,7 @@ import datasets
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 from trl import RewardConfig, RewardTrainer
 
 from llmlab.jobs import Job, JobCallback
@@ -42,7 +45,7 @@ datasets.disable_caching()
 logging.getLogger("trl").setLevel(logging.ERROR)
 logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)  # "score.weight newly initialized"
 
-DATA_VERSION = 1  # bump when llmlab/preferences.py changes the pairs, so cached reward models retrain
+DATA_VERSION = 4  # bump when llmlab/preferences.py changes the pairs, so cached reward models retrain
 
 
 class RewardInputError(ValueError):
@@ -53,21 +56,25 @@ class RewardInputError(ValueError):
 class RewardRunConfig:
     """One reward-model run. Field help texts are the page's slider help."""
 
-    max_steps: int = field(default=60, metadata={"help": "Optimizer steps (each step sees one batch of pairs)."})
+    max_steps: int = field(default=100, metadata={"help": "Optimizer steps (each step sees one batch of pairs)."})
     learning_rate: float = field(
-        default=2e-3,
-        metadata={"help": "AdamW step size. ~1e-3 suits this 1M model; much higher makes the loss NaN."},
+        default=1e-3,
+        metadata={"help": "AdamW step size of the body. ~1e-3 suits this 1M model; much higher makes the loss NaN."},
+    )
+    head_lr_scale: float = field(
+        default=10.0,
+        metadata={"help": "The new score head learns this many times faster than the pretrained body."},
     )
     batch_size: int = field(default=16, metadata={"help": "Preference pairs per step."})
     train_pairs: int = field(
-        default=384,
+        default=768,
         metadata={"help": "How many preference pairs to learn from (fewer = the card's small-data problem)."},
     )
     biased: bool = field(
         default=False,
         metadata={"help": "Train on the biased labels: the longer (polite-padded) answer wins, right or wrong."},
     )
-    eval_every: int = field(default=10, metadata={"help": "Score the held-out pairs every this many steps."})
+    eval_every: int = field(default=20, metadata={"help": "Score the held-out pairs every this many steps."})
     seed: int = 0
 
     def check(self) -> None:
@@ -119,13 +126,24 @@ def make_reward_trainer(
     callbacks: Sequence[TrainerCallback] = (),
 ) -> RewardTrainer:
     device = next(model.parameters()).device.type
-    return RewardTrainer(
+    head = [p for name, p in model.named_parameters() if name.startswith("score.")]
+    body = [p for name, p in model.named_parameters() if not name.startswith("score.")]
+    # The score head starts from random numbers; the body already knows the facts. One learning rate for both
+    # leaves the head crawling (measured: held-out accuracy 0.69 vs 0.82 after 200 steps).
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "lr": cfg.learning_rate}, {"params": head, "lr": cfg.learning_rate * cfg.head_lr_scale}],
+        weight_decay=0.0,
+    )
+    trainer = RewardTrainer(
         model=model,
         args=reward_config(cfg, output_dir, device),
+        optimizers=(optimizer, None),  # trl builds the warm-up schedule from the config on top of it
         train_dataset=datasets.Dataset.from_list(list(rows)),
-        processing_class=tokenizer,
+        processing_class=copy.deepcopy(tokenizer),  # trl sets padding on it; the shared one must stay untouched
         callbacks=list(callbacks),
     )
+    trainer.remove_callback(PrinterCallback)  # metrics go to the job, not to the server's stdout
+    return trainer
 
 
 def _scoring_text(prompt: str, completion: str, eos: str) -> str:
@@ -142,7 +160,10 @@ def score(
     completions: Sequence[str],
     batch_size: int = 64,
 ) -> torch.Tensor:
-    """Reward-model scores (N,) for prompt/completion text pairs (float32 on the CPU)."""
+    """Reward-model scores (N,) for prompt/completion text pairs (float32 on the CPU).
+
+    Texts longer than the context keep their last tokens (the score is read at the final one). Padding is
+    done here, not by the tokenizer: a shared fast tokenizer must not have its padding state mutated."""
     if len(prompts) != len(completions):
         raise RewardInputError("score() needs one prompt per completion.")
     texts = [_scoring_text(p, c, tokenizer.eos_token) for p, c in zip(prompts, completions, strict=True)]
@@ -152,18 +173,15 @@ def score(
     model.eval()
     device = next(model.parameters()).device
     limit = context_limit(model)
+    pad = model.config.pad_token_id
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"][-limit:] for t in texts]
     out = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(
-            texts[start : start + batch_size],
-            return_tensors="pt",
-            padding=True,
-            padding_side="right",
-            add_special_tokens=False,
-            truncation=True,
-            max_length=limit,
-        ).to(device)
-        out.append(model(**batch).logits[:, 0].float().cpu())  # (B,)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        width = max(len(r) for r in batch)
+        input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in batch], device=device)  # (B, T)
+        attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)  # (B, T)
+        out.append(model(input_ids=input_ids, attention_mask=attention).logits[:, 0].float().cpu())  # (B,)
     model.train(was_training)
     return torch.cat(out)
 
@@ -221,12 +239,22 @@ class _HeldOutProbe(TrainerCallback):
 
     def __init__(self, job: Job, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict], every: int):
         self.job, self.tokenizer, self.rows, self.every = job, tokenizer, rows, max(1, every)
+        self.last_step = -1
+
+    def probe(self, step: int, model: PreTrainedModel) -> None:
+        scores = score_pairs(model, self.tokenizer, self.rows)
+        self.job.log(step=step, heldout_accuracy=scores.accuracy, heldout_loss=scores.loss)
+        self.job.note(step=step, chosen=scores.chosen, rejected=scores.rejected)
+        self.last_step = step
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
-            scores = score_pairs(model, self.tokenizer, self.rows)
-            self.job.log(step=state.global_step, heldout_accuracy=scores.accuracy, heldout_loss=scores.loss)
-            self.job.note(step=state.global_step, chosen=scores.chosen, rejected=scores.rejected)
+            self.probe(state.global_step, model)
+        return control
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step != self.last_step and state.global_step > 0:  # stopped between probes
+            self.probe(state.global_step, model)
         return control
 
 
@@ -236,7 +264,8 @@ def train_reward_model(loaded: LoadedModel, cfg: RewardRunConfig, job: Job | Non
     With a `job`, every trl log line (loss, accuracy, margin) and the held-out accuracy go to `job.metrics`,
     score lists to `job.notes`, and the run stops when the job is asked to."""
     cfg.check()
-    rows = preference_pairs(cfg.seed, cfg.biased, "train")[: cfg.train_pairs]
+    rows = preference_pairs(cfg.seed, cfg.biased, "train")
+    rows = random.Random(cfg.seed).sample(rows, min(cfg.train_pairs, len(rows)))  # fewer pairs: a random subset
     test = preference_pairs(cfg.seed, cfg.biased, "test")
     start = time.perf_counter()
     model = reward_model_from(loaded)

@@ -9,6 +9,7 @@
     streamlit run app.py   # then "1 · Pre-training" in the sidebar
 """
 
+import inspect
 import json
 import math
 import threading
@@ -20,10 +21,11 @@ import streamlit as st
 import torch
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
-from llmlab import dataquality, nexttoken, plots, scaling
+from llmlab import dataquality, nexttoken, plots, pretrain, scaling
 from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig, corpus_ids, live_pretraining
+from ui import urlstate
 from ui.cards import render_lesson_page
 from ui.frame import page_frame, shared_model
 from ui.runs import run_panel
@@ -34,10 +36,50 @@ DEFAULT_PROMPT = "The capital of France is"
 MAX_PROMPT_CHARS = 2_000
 PROMPT_KEY = "pt_prompt"
 LAST_STEP_KEY = "pt_last_step"  # how the last appended token was chosen (for the "step just taken" chart)
+LAST_FIGURE_KEY = "pt_last_step_figure"  # (version, figure) of the step just taken: sliders do not change it
+LIVE_FIGURES_KEY = "pt_live_figures"  # the live run's charts, kept between redraws (see _live_figures)
 GROWN_KEY = "pt_grown"  # (prompt text, how many tokens the buttons appended at its end)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1, 1.0)
+BATCH_SIZES = (4, 8, 16, 32, 64)
 
 loaded = page_frame("Pre-training", "📚")
+LIVE = PretrainConfig()
+NOISE = dataquality.NoiseConfig()
+# Settings that round-trip through the URL (?pt_temperature=0.7&pt_ch_n=70 ...): a link reproduces a view.
+EXPLORER_SETTINGS = (
+    urlstate.Param("pt_temperature", 1.0, lo=0.05, hi=5.0),
+    urlstate.Param("pt_top_k", 0, lo=0, hi=10_000_000),
+    urlstate.Param("pt_top_p", 1.0, lo=0.0, hi=1.0),
+)
+LIVE_SETTINGS = (
+    urlstate.Param("pt_live_steps", LIVE.steps, lo=10, hi=20_000),
+    urlstate.Param("pt_live_lr", LIVE.learning_rate, choices=LEARNING_RATES),
+    urlstate.Param("pt_live_batch", LIVE.batch_size, choices=BATCH_SIZES),
+)
+NOISE_SETTINGS = (
+    urlstate.Param("pt_dq_kind", NOISE.kind, choices=tuple(dataquality.KINDS)),
+    urlstate.Param("pt_dq_noise", 0.3, lo=0.0, hi=0.9),
+    urlstate.Param("pt_dq_steps", NOISE.steps, lo=20, hi=2_000),
+)
+CHINCHILLA_SETTINGS = (
+    urlstate.Param("pt_ch_n", 7.0, lo=0.001, hi=1e5),
+    urlstate.Param("pt_ch_d", 100.0, lo=0.001, hi=1e7),
+)
+for _notice in urlstate.restore(EXPLORER_SETTINGS + LIVE_SETTINGS + NOISE_SETTINGS + CHINCHILLA_SETTINGS, "pt_"):
+    st.warning(_notice, icon="🔗")
+
+
+def keep_defaults(params: tuple[urlstate.Param, ...]) -> None:
+    """A widget its tab did not draw (e.g. tokens D in budget mode) loses its state; give it back its default."""
+    for param in params:
+        st.session_state.setdefault(param.key, param.default)
+
+
+def show_code(*functions) -> None:
+    """The functions this demo runs, as they are in llmlab/ (the code shown is the code that runs)."""
+    with st.expander("Show the code"):
+        for function in functions:
+            st.code(inspect.getsource(function), language="python")
 
 
 def help_of(config_class, name: str) -> str:
@@ -57,8 +99,9 @@ def cached_logits(model_name: str, device: str, token_ids: tuple[int, ...]) -> n
 
 @st.fragment
 def explorer(loaded: LoadedModel) -> None:
-    """A fragment: moving a slider reruns only this tab, never the model (the logits are cached)."""
+    """A fragment, like every tab: moving a slider reruns only this tab, and never the model (cached logits)."""
     st.session_state.setdefault(PROMPT_KEY, DEFAULT_PROMPT)
+    keep_defaults(EXPLORER_SETTINGS)
     prompt = st.text_area(
         "Prompt",
         key=PROMPT_KEY,
@@ -91,31 +134,30 @@ def explorer(loaded: LoadedModel) -> None:
     c1, c2, c3 = st.columns(3)
     temperature = c1.slider(
         "Temperature",
-        0.05,
-        5.0,
-        1.0,
-        0.05,
+        min_value=0.05,
+        max_value=5.0,
+        step=0.05,
         key="pt_temperature",
         help="Divides the logits: < 1 sharpens the distribution, > 1 flattens it.",
     )
     top_k = c2.number_input(
         "Top-k (0 = all)",
-        0,
-        10_000_000,
-        0,
+        min_value=0,
+        max_value=10_000_000,
+        step=1,
         key="pt_top_k",
         help="Keep only the k most likely tokens; k of the vocabulary size or more keeps them all.",
     )
     top_p = c3.slider(
         "Top-p",
-        0.0,
-        1.0,
-        1.0,
-        0.01,
+        min_value=0.0,
+        max_value=1.0,
+        step=0.01,
         key="pt_top_p",
         help="Keep the smallest set of top tokens whose probability adds up to p (0 keeps only the top one).",
     )
     shown = st.slider("Tokens shown", 5, 30, 10, key="pt_shown")
+    urlstate.publish(EXPLORER_SETTINGS)
 
     raw = torch.softmax(logits, dim=-1)
     sampling = nexttoken.sampling_distribution(logits, temperature, int(top_k), top_p)
@@ -138,7 +180,6 @@ def explorer(loaded: LoadedModel) -> None:
             compare=raw_top,
             compare_name="raw model (T = 1)",
             name=f"sampling ({settings})",
-            highlight_id=best.token_id,
         ),
         key="pt_next_token_chart",
     )
@@ -148,6 +189,7 @@ def explorer(loaded: LoadedModel) -> None:
     b1.button("Append most likely", key="pt_append", on_click=_grow, args=(loaded.tokenizer, step, "greedy"))
     b2.button("Sample next", key="pt_sample", on_click=_grow, args=(loaded.tokenizer, step, "sampled"))
     _last_step_chart(loaded, shown)
+    show_code(nexttoken.next_token_logits, nexttoken.sampling_distribution)
 
 
 def _grow(tokenizer, step: dict, mode: str) -> None:
@@ -171,6 +213,14 @@ def _last_step_chart(loaded: LoadedModel, shown: int) -> None:
     if not last or last["model"] != loaded.name:
         st.caption("Press a button to grow the text one token at a time; the chart of that step appears here.")
         return
+    version = (last["model"], last["prompt"], last["token_id"], last["mode"], last["settings"], shown)
+    cached = st.session_state.get(LAST_FIGURE_KEY)
+    if cached is None or cached[0] != version:  # slider moves leave the step just taken as it was
+        cached = st.session_state[LAST_FIGURE_KEY] = (version, _last_step_figure(loaded, last, shown))
+    st.plotly_chart(cached[1], key="pt_last_step_chart")
+
+
+def _last_step_figure(loaded: LoadedModel, last: dict, shown: int):
     chosen = last["token_id"]
     raw_top = nexttoken.top_tokens(last["raw"], loaded.tokenizer, shown)
     sampling_top = nexttoken.top_tokens(last["sampling"], loaded.tokenizer, shown)
@@ -180,16 +230,13 @@ def _last_step_chart(loaded: LoadedModel, shown: int) -> None:
         raw_top.append(nexttoken.TokenProb(chosen, text, float(last["raw"][chosen])))
     piece = nexttoken.readable_piece(loaded.tokenizer, chosen)
     how = "the most likely token" if last["mode"] == "greedy" else f"sampled with {last['settings']}"
-    st.plotly_chart(
-        plots.next_token_bars(
-            sampling_top,
-            title=f"Step just taken: {piece!r} was appended ({how}; orange bar)",
-            compare=raw_top,
-            compare_name="raw model (T = 1)",
-            name=f"sampling ({last['settings']})",
-            highlight_id=chosen,
-        ),
-        key="pt_last_step_chart",
+    return plots.next_token_bars(
+        sampling_top,
+        title=f"Step just taken: {piece!r} was appended ({how}; orange bar)",
+        compare=raw_top,
+        compare_name="raw model (T = 1)",
+        name=f"sampling ({last['settings']})",
+        highlight_id=chosen,
     )
 
 
@@ -204,27 +251,26 @@ def _warm_corpus(model_name: str, device: str) -> threading.Thread:
     return thread
 
 
+@st.fragment
 def watch_it_learn(device: str) -> None:
     # Always tiny-base's tokenizer: the fresh model has tiny-base's shape, whatever model the sidebar picks.
     tokenizer = shared_model(DEFAULT_MODEL, device).tokenizer
     _warm_corpus(DEFAULT_MODEL, device)
-    defaults = PretrainConfig()
+    keep_defaults(LIVE_SETTINGS)
     c1, c2, c3 = st.columns(3)
     steps = c1.number_input(
-        "Steps", 10, 20_000, defaults.steps, 10, key="pt_live_steps", help=help_of(PretrainConfig, "steps")
+        "Steps", min_value=10, max_value=20_000, step=10, key="pt_live_steps", help=help_of(PretrainConfig, "steps")
     )
     lr = c2.select_slider(
         "Learning rate",
         LEARNING_RATES,
-        defaults.learning_rate,
         format_func=lambda x: f"{x:g}",
         key="pt_live_lr",
         help=help_of(PretrainConfig, "learning_rate"),
     )
     batch = c3.select_slider(
         "Batch size",
-        (4, 8, 16, 32, 64),
-        defaults.batch_size,
+        BATCH_SIZES,
         key="pt_live_batch",
         help=help_of(PretrainConfig, "batch_size"),
     )
@@ -232,12 +278,14 @@ def watch_it_learn(device: str) -> None:
         "Probe prompt", ProbeConfig.prompt, max_chars=300, key="pt_live_probe", help=help_of(ProbeConfig, "prompt")
     )
     try:
-        nexttoken.encode_prompt(tokenizer, probe_prompt, defaults.block_size)
+        nexttoken.encode_prompt(tokenizer, probe_prompt, LIVE.block_size)
     except nexttoken.PromptError as err:
         st.warning(f"{err} The run will probe {ProbeConfig.prompt!r} instead.", icon="✍️")
         probe_prompt = ProbeConfig.prompt
+    urlstate.publish(LIVE_SETTINGS)
     config = PretrainConfig(steps=int(steps), batch_size=int(batch), learning_rate=float(lr))
     probe = ProbeConfig(prompt=probe_prompt)
+    show_code(pretrain.sample_batch, pretrain.pretrain)
 
     def make_job() -> Job:
         return Job("pretrain-live", lambda job: live_pretraining(job, tokenizer, config, probe))
@@ -248,7 +296,7 @@ def watch_it_learn(device: str) -> None:
         lambda job: draw_live_run(job, tokenizer),
         start_label="Start training",
         idle_message=(
-            f"Start pre-trains a fresh {_n_params_label()} GPT-2 (random weights, seed {config.seed}) on the "
+            f"Start pre-trains a fresh {_n_params_label(device)} GPT-2 (random weights, seed {config.seed}) on the "
             f"generated corpus: {config.batch_size} sequences × {config.block_size} tokens per step."
         ),
     )
@@ -256,12 +304,24 @@ def watch_it_learn(device: str) -> None:
         st.caption("Before training, every token is about equally likely: the loss starts near ln V.")
 
 
-def _n_params_label() -> str:
-    tiny = shared_model(DEFAULT_MODEL, "cpu")
+def _n_params_label(device: str) -> str:
+    tiny = shared_model(DEFAULT_MODEL, device)
     return f"{tiny.n_params / 1e6:.2f}M-parameter"
 
 
+def _live_figures(job: Job) -> dict:
+    """This session's figures of `job`, kept between the 0.5 s redraws. Building plotly figures is the costly
+    part of a redraw, and it holds the GIL that the training thread needs: a redraw that brings only new loss
+    points updates the loss curve's data, and the probe charts are rebuilt only when a new probe arrived."""
+    token = (id(job), job.started_at)
+    cache = st.session_state.get(LIVE_FIGURES_KEY)
+    if cache is None or cache["job"] != token:
+        cache = st.session_state[LIVE_FIGURES_KEY] = {"job": token}
+    return cache
+
+
 def draw_live_run(job: Job, tokenizer) -> None:
+    figures = _live_figures(job)
     metrics = job.snapshot()
     notes = list(job.notes)
     probes = [n for n in notes if n["kind"] == "probe"]
@@ -277,18 +337,20 @@ def draw_live_run(job: Job, tokenizer) -> None:
             f"Step {int(last['step']):,}: loss {last['loss']:.3f} nats/token, {int(last['tokens']):,} tokens seen, "
             f"{rate:,.0f} tokens/s"
         )
-        st.plotly_chart(
-            plots.loss_curve(
-                [m["step"] for m in metrics],
-                [m["loss"] for m in metrics],
+        steps, losses = [m["step"] for m in metrics], [m["loss"] for m in metrics]
+        if "loss" in figures:
+            figures["loss"].data[0].x, figures["loss"].data[0].y = steps, losses  # new data, same figure
+        else:
+            figures["loss"] = plots.loss_curve(
+                steps,
+                losses,
                 title="Training loss of the fresh model",
                 start_line=math.log(vocab),
                 start_label=f"ln V = ln {vocab} = {math.log(vocab):.2f}: a uniform guess",
-            ),
-            key="pt_live_loss",
-        )
+            )
+        st.plotly_chart(figures["loss"], key="pt_live_loss")
     if probes:
-        _draw_probes(probes, metrics, tokenizer, prompt, answer)
+        _draw_probes(probes, metrics, tokenizer, prompt, answer, figures)
     if samples:
         st.markdown(f"**Greedy samples at step {samples[-1]['step']}**")
         st.text("\n".join(samples[-1]["texts"]))
@@ -303,40 +365,47 @@ def _probe_of(notes: list[dict]) -> tuple[str, str | None]:
     return (start["prompt"], start["answer"]) if start else (ProbeConfig.prompt, None)
 
 
-def _draw_probes(probes: list[dict], metrics: list[dict], tokenizer, prompt: str, answer: str | None) -> None:
+def _draw_probes(
+    probes: list[dict], metrics: list[dict], tokenizer, prompt: str, answer: str | None, figures: dict
+) -> None:
     answer_id = tokenizer(answer, add_special_tokens=False)["input_ids"][0] if answer else None
     latest = probes[-1]
     probs = torch.from_numpy(latest["probs"])
-    tops = nexttoken.top_tokens(probs, tokenizer, 10)
-    st.plotly_chart(
-        plots.next_token_bars(
+    top1 = [int(np.argmax(p["probs"])) for p in probes]
+    if figures.get("probes") != len(probes):  # a new probe arrived: rebuild the two probe charts
+        figures["probes"] = len(probes)
+        tops = nexttoken.top_tokens(probs, tokenizer, 10)
+        figures["bars"] = plots.next_token_bars(
             tops,
             title=f"{prompt!r} → next token at step {latest['step']}",
             highlight_id=answer_id if answer_id is not None else tops[0].token_id,
-        ),
-        key="pt_live_probe_chart",
-    )
-    top1 = [int(np.argmax(p["probs"])) for p in probes]
-    if answer_id is not None:
-        hit = next((p["step"] for p, t in zip(probes, top1, strict=True) if t == answer_id), None)
-        if hit is None:
-            st.caption(f"{answer!r} has not been the top-1 yet (p = {float(probs[answer_id]):.3f} now).")
-        else:
-            seconds = next((m["elapsed_s"] for m in metrics if m["step"] == hit), 0.0)
-            st.success(f"{answer!r} first became the top-1 at step {hit} ({seconds:.1f} s of training).", icon="🎯")
-    tracked = list(dict.fromkeys(top1))[-6:]  # every token that was ever the top-1 (latest six)
-    if answer_id is not None and answer_id not in tracked:
-        tracked.append(answer_id)
-    lines = {nexttoken.readable_piece(tokenizer, t): [float(p["probs"][t]) for p in probes] for t in tracked}
-    st.plotly_chart(
-        plots.token_probability_lines(
+        )
+        tracked = list(dict.fromkeys(top1))[-6:]  # every token that was ever the top-1 (latest six)
+        if answer_id is not None and answer_id not in tracked:
+            tracked.append(answer_id)
+        lines = {nexttoken.readable_piece(tokenizer, t): [float(p["probs"][t]) for p in probes] for t in tracked}
+        figures["lines"] = plots.token_probability_lines(
             [p["step"] for p in probes],
             lines,
             title="The probe's top-1 tokens so far: probability as training goes on",
             highlight=answer,
-        ),
-        key="pt_live_lines",
-    )
+        )
+    st.plotly_chart(figures["bars"], key="pt_live_probe_chart")
+    if answer_id is not None:
+        since = len(top1)  # index of the first probe from which the answer stays the top-1
+        while since and top1[since - 1] == answer_id:
+            since -= 1
+        if since == len(top1):
+            st.caption(f"{answer!r} is not the top-1 yet (p = {float(probs[answer_id]):.3f} now).")
+        else:
+            step = probes[since]["step"]
+            seconds = next((m["elapsed_s"] for m in metrics if m["step"] == step), 0.0)
+            st.success(
+                f"{answer!r} has been the top-1 since step {step} ({seconds:.1f} s of training), "
+                f"now at p = {float(probs[answer_id]):.2f}.",
+                icon="🎯",
+            )
+    st.plotly_chart(figures["lines"], key="pt_live_lines")
 
 
 # -- 3. training timeline ------------------------------------------------------------------------------
@@ -348,6 +417,7 @@ def load_history(path: str) -> dict | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
+@st.fragment
 def timeline(loaded: LoadedModel) -> None:
     history = load_history(loaded.source)
     if history is None:
@@ -404,7 +474,9 @@ def precomputed_noise() -> dict | None:
     return dataquality.load_precomputed()
 
 
+@st.fragment
 def data_quality(device: str) -> None:
+    keep_defaults(NOISE_SETTINGS)
     kind = st.selectbox(
         "Corruption",
         list(dataquality.KINDS),
@@ -414,10 +486,9 @@ def data_quality(device: str) -> None:
     )
     noise = st.slider(
         "Your noise level: fraction of documents corrupted",
-        0.0,
-        0.9,
-        0.3,
-        0.05,
+        min_value=0.0,
+        max_value=0.9,
+        step=0.05,
         key="pt_dq_noise",
         help="The live run compares clean data, 5% noise (the question's) and this level.",
     )
@@ -432,47 +503,47 @@ def data_quality(device: str) -> None:
         series_loss[label] = ([r["noise"] for r in rows], [r["clean_loss"] for r in rows])
         series_p[label] = ([r["noise"] for r in rows], [r["p_correct"] for r in rows])
         nearest = min(rows, key=lambda r: abs(r["noise"] - noise))
-        clean = rows[0]
+        clean = next(r for r in rows if r["noise"] == 0)
         st.caption(
-            f"Precomputed at {nearest['noise']:.0%} noise: clean-text loss {nearest['clean_loss']:.3f} nats/token "
-            f"(clean data: {clean['clean_loss']:.3f}), p(right capital) {nearest['p_correct']:.2f} "
-            f"(clean: {clean['p_correct']:.2f}), {nearest['capitals_right']}/40 capitals top-1."
+            f"Precomputed at {nearest['noise']:.0%} noise (the nearest saved level): loss on clean text "
+            f"{nearest['clean_loss']:.3f} nats/token ({nearest['clean_loss'] - clean['clean_loss']:+.3f} vs clean "
+            f"data), mean p(right capital) {nearest['p_correct']:.2f} ({nearest['p_correct'] - clean['p_correct']:+.2f}),"
+            f" {nearest['capitals_right']}/40 capitals still the top-1 (clean data: {clean['capitals_right']}/40)."
         )
     mine = [r for r in live_results if r["kind"] == kind]
     if mine:
-        series_loss["your live run"] = ([r["noise"] for r in mine], [r["clean_loss"] for r in mine])
-        series_p["your live run"] = ([r["noise"] for r in mine], [r["p_correct"] for r in mine])
+        label = f"your live run ({mine[0]['steps']} steps each)"
+        series_loss[label] = ([r["noise"] for r in mine], [r["clean_loss"] for r in mine])
+        series_p[label] = ([r["noise"] for r in mine], [r["p_correct"] for r in mine])
     if series_loss:
-        c1, c2 = st.columns(2)
-        with c1:
-            st.plotly_chart(
-                plots.metric_vs_noise(
-                    series_loss, "Loss on clean held-out text", "loss (nats per token)", chosen_noise=noise
-                ),
-                key="pt_dq_loss",
-            )
-        with c2:
-            st.plotly_chart(
-                plots.metric_vs_noise(
-                    series_p,
-                    "Probability of the right capital (40 countries)",
-                    "mean p(right capital)",
-                    chosen_noise=noise,
-                    percent_y=True,
-                ),
-                key="pt_dq_p",
-            )
+        st.plotly_chart(
+            plots.metric_vs_noise(
+                series_loss, "Loss on clean held-out text after training", "loss (nats per token)", noise
+            ),
+            key="pt_dq_loss",
+        )
+        st.plotly_chart(
+            plots.metric_vs_noise(
+                series_p,
+                "Probability of the right capital, mean over 40 countries",
+                "mean p(right capital)",
+                noise,
+                percent_y=True,
+            ),
+            key="pt_dq_p",
+        )
 
     tokenizer = shared_model(DEFAULT_MODEL, device).tokenizer
     steps = st.number_input(
         "Steps per run",
-        20,
-        2_000,
-        dataquality.NoiseConfig.steps,
-        10,
+        min_value=20,
+        max_value=2_000,
+        step=10,
         key="pt_dq_steps",
         help=help_of(dataquality.NoiseConfig, "steps"),
     )
+    urlstate.publish(NOISE_SETTINGS)
+    show_code(dataquality.corrupt_document, dataquality.capital_knowledge)
     levels = sorted({0.0, 0.05, round(noise, 2)})
     config = dataquality.NoiseConfig(kind=kind, steps=int(steps))
 
@@ -538,8 +609,10 @@ def draw_noise_runs(job: Job) -> None:
 # -- 5. Chinchilla calculator --------------------------------------------------------------------------
 
 
+@st.fragment
 def chinchilla() -> None:
     law = scaling.CHINCHILLA
+    keep_defaults(CHINCHILLA_SETTINGS)
     st.latex(
         rf"L(N, D) = {law.E} + \frac{{{law.A}}}{{N^{{{law.alpha}}}}} + \frac{{{law.B}}}{{D^{{{law.beta}}}}},"
         r"\qquad C \approx 6ND"
@@ -549,11 +622,16 @@ def chinchilla() -> None:
     )
     c1, c2 = st.columns(2)
     n_billion = c1.number_input(
-        "Parameters N (billions)", 0.001, 1e5, 7.0, key="pt_ch_n", format="%.3f", help="Model size."
+        "Parameters N (billions)", min_value=0.001, max_value=1e5, key="pt_ch_n", format="%.3f", help="Model size."
     )
     if mode == "parameters and tokens":
         d_billion = c2.number_input(
-            "Training tokens D (billions)", 0.001, 1e7, 100.0, key="pt_ch_d", format="%.3f", help="Data seen."
+            "Training tokens D (billions)",
+            min_value=0.001,
+            max_value=1e7,
+            key="pt_ch_d",
+            format="%.3f",
+            help="Data seen in training.",
         )
         run = scaling.TrainingRun("your run", n_billion * 1e9, d_billion * 1e9)
     else:
@@ -561,11 +639,13 @@ def chinchilla() -> None:
         run = scaling.TrainingRun(
             "your run", n_billion * 1e9, float(scaling.tokens_for_budget(10**exponent, n_billion * 1e9))
         )
+    urlstate.publish(CHINCHILLA_SETTINGS)
     best = scaling.compute_optimal(run.compute)
     rule = scaling.rule_of_thumb(run.compute)
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Predicted loss", f"{run.loss():.3f}", help="nats per token, from the formula above")
-    m2.metric("Compute C = 6ND", f"{run.compute:.2e} FLOPs")
+    m1, m2 = st.columns(2)
+    m1.metric("Predicted loss", f"{run.loss():.3f}", help="Nats per token, from the formula above.")
+    m2.metric("Compute C = 6ND (FLOPs)", f"{run.compute:.2e}")
+    m3, m4 = st.columns(2)
     m3.metric("Tokens per parameter", f"{run.tokens_per_param:,.1f}")
     m4.metric(
         "Best loss for this C",
@@ -591,13 +671,17 @@ def chinchilla() -> None:
         n, d, loss = scaling.iso_compute_curve(compute, scaling.param_grid(compute))
         curves.append((f"{name}: C = {compute:.1e}", n, loss))
         frontier_lines.append((f"C = {compute:.1e} FLOPs", n, d, "dot"))
-    points = [(f"{r.label}", r.n_params, r.loss()) for r in (*q3, over, run)]
-    points += [
-        (f"optimum for C = {c:.1e}", scaling.compute_optimal(c).n_params, scaling.compute_optimal(c).loss())
-        for c in dict.fromkeys(budgets.values())
-    ]
+    named = (*q3, over)
+    mine = [] if any(_same_run(run, r) for r in named) else [run]  # the default is Q3's first option
+    points = [(r.label, r.n_params, r.loss()) for r in (*named, *mine)]
+    optima = [scaling.compute_optimal(c) for c in dict.fromkeys(budgets.values())]
     st.plotly_chart(
-        plots.iso_compute_losses(curves, points, "Same compute, different splits: predicted loss along C = 6ND"),
+        plots.iso_compute_losses(
+            curves,
+            points,
+            "Same compute, different splits: predicted loss along C = 6ND",
+            optima=[(o.n_params, o.loss()) for o in optima],
+        ),
         key="pt_ch_iso",
     )
     budgets_grid = np.logspace(17, 27, 41)
@@ -611,7 +695,7 @@ def chinchilla() -> None:
     st.plotly_chart(
         plots.compute_frontier(
             frontier_lines,
-            [(r.label, r.n_params, r.n_tokens) for r in (*q3, over, run)],
+            [(r.label, r.n_params, r.n_tokens) for r in (*named, *mine)],
             "Where the runs sit: parameters vs training tokens",
         ),
         key="pt_ch_frontier",
@@ -633,6 +717,7 @@ def chinchilla() -> None:
     st.dataframe(rows, hide_index=True, key="pt_ch_table")
     needed = scaling.compute_for_loss(over.loss())
     twin = scaling.compute_optimal(needed)
+    show_code(scaling.predicted_loss, scaling.compute_optimal)
     st.markdown(
         f"**Q3:** both options cost {scaling.Q3_SMALL.compute:.1e} FLOPs; 7B × 100B predicts "
         f"{scaling.Q3_SMALL.loss():.3f} and 70B × 10B predicts {scaling.Q3_LARGE.loss():.3f} nats/token. "
@@ -641,6 +726,10 @@ def chinchilla() -> None:
         f"{scaling.format_count(twin.n_params)} model that costs {twin.n_params / over.n_params:.1f}× more per "
         "generated token to serve."
     )
+
+
+def _same_run(a: scaling.TrainingRun, b: scaling.TrainingRun) -> bool:
+    return math.isclose(a.n_params, b.n_params, rel_tol=1e-6) and math.isclose(a.n_tokens, b.n_tokens, rel_tol=1e-6)
 
 
 # -- the page ------------------------------------------------------------------------------------------

@@ -1,16 +1,594 @@
-"""RLHF: the card and its live demo."""
+"""RLHF: the card beside its three stages, live on the bundled models. Compute lives in llmlab/reward.py
+and llmlab/rlhf.py; preference data in llmlab/preferences.py.
 
+0. The pipeline: SFT model -> reward model -> RL policy, each with its live state in this session.
+1. Reward model: trl's RewardTrainer on preference pairs (unbiased or length-loving labels), live; held-out
+   score histogram; a box that scores two typed answers.
+2. KL sweep: the exact optimum π* ∝ π_ref·exp(r/β) over K sampled answers, β on a log slider (instant).
+3. Online RL: trl's RLOOTrainer from a copy of tiny-sft with a KL coefficient, several β side by side.
+
+    streamlit run app.py   # then "3 · RLHF"; settings round-trip through ?rl_beta=0.1&rl_kl=0.05&rl_steps=30
+"""
+
+import html
+import math
+
+import pandas as pd
 import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
+from llmlab import plots, preferences, reward, rlhf
+from llmlab.jobs import Job
+from llmlab.modeling import DEFAULT_MODEL, bundled_models
+from ui import urlstate
 from ui.cards import render_lesson_page
-from ui.frame import page_frame
+from ui.frame import page_frame, shared_model
+from ui.runs import current_job, run_panel
+from ui.text import md_escape
+
+POLICY = "tiny-sft" if "tiny-sft" in bundled_models() else DEFAULT_MODEL
+BETAS = tuple(float(f"{10 ** (k / 10):.3g}") for k in range(-30, 31))  # 1e-3 … 1e3, 10 steps per decade
+RL_BETAS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0)
+RM_UNBIASED, RM_BIASED, RM_SESSION, CORRECTNESS = (
+    "reward model trained on unbiased pairs",
+    "reward model trained on biased pairs (longer wins)",
+    "your reward model (tab 1)",
+    "correctness (verifiable, no reward model)",
+)
+RM_DEFAULTS = reward.RewardRunConfig()
+SWEEP_QUESTION = "Where is Mexico?"  # the SFT model is right; the biased reward model prefers padded wrong answers
+RL_DEFAULTS = rlhf.RLRunConfig()
+
+SWEEP_BETA = urlstate.Param("rl_beta", 0.1, choices=BETAS)
+RL_KL = urlstate.Param("rl_kl", RL_DEFAULTS.beta, choices=RL_BETAS)
+RL_STEPS = urlstate.Param("rl_steps", RL_DEFAULTS.max_steps, lo=5, hi=200)
+RL_LR = urlstate.Param("rl_lr", RL_DEFAULTS.learning_rate, choices=LEARNING_RATES)
+RM_STEPS = urlstate.Param("rl_rm_steps", RM_DEFAULTS.max_steps, lo=10, hi=400)
+RM_LR = urlstate.Param("rl_rm_lr", RM_DEFAULTS.learning_rate, choices=LEARNING_RATES)
+SETTINGS = (SWEEP_BETA, RL_KL, RL_STEPS, RL_LR, RM_STEPS, RM_LR)
 
 loaded = page_frame("RLHF", "⚖️")
+sft = shared_model(POLICY, loaded.device)
+
+
+def help_of(config: type, name: str) -> str:
+    """A config field's help text: the slider says exactly what the code's field says."""
+    return config.__dataclass_fields__[name].metadata.get("help", "")
+
+
+def fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+@st.cache_resource(show_spinner="Training this server's reward model once (a few seconds, then cached on disk)…")
+def default_reward_model(policy: str, device: str, biased: bool) -> reward.RewardRun:
+    """The reward model the sweep and RL use by default: shared, read-only, trained once per server."""
+    return reward.load_or_train_reward_model(shared_model(policy, device), reward.RewardRunConfig(biased=biased))
+
+
+def session_reward_model() -> reward.RewardRun | None:
+    """The reward model trained in tab 1 of this session, once its run has finished."""
+    job = current_job("rl_rm")
+    if job is not None and not job.running and isinstance(job.result, reward.RewardRun):
+        return job.result
+    return None
+
+
+def reward_options(with_correctness: bool = False) -> list[str]:
+    options = [RM_UNBIASED, RM_BIASED] + ([RM_SESSION] if session_reward_model() is not None else [])
+    return options + ([CORRECTNESS] if with_correctness else [])
+
+
+def reward_model_for(choice: str) -> reward.RewardRun | None:
+    if choice == RM_SESSION:
+        return session_reward_model()
+    if choice == CORRECTNESS:
+        return None
+    return default_reward_model(POLICY, sft.device, choice == RM_BIASED)
+
+
+def _repair_state() -> None:
+    """Values put in session state from outside the widgets (a URL, a stale session) must not crash them."""
+    for param, options in ((SWEEP_BETA, BETAS), (RL_KL, RL_BETAS), (RL_LR, LEARNING_RATES), (RM_LR, LEARNING_RATES)):
+        if st.session_state.get(param.key) not in options:
+            st.session_state[param.key] = param.default
+
+
+# -- 0. the pipeline ----------------------------------------------------------------------------------------
+
+
+def _stage_states() -> list[tuple[str, str, str]]:
+    """(title, state line, colour) per stage, from this session's jobs."""
+    sft_line = f"{POLICY} (bundled; trained by scripts/train_sft.py)"
+    rm_job, rl_job = current_job("rl_rm"), current_job("rl_online")
+    if rm_job is None:
+        rm_line, rm_color = "not trained in this session:\ntabs 2-3 use the server's reward models", "#eeeeee"
+    elif rm_job.running:
+        step = rm_job.metrics[-1].get("step", 0) if rm_job.metrics else 0
+        rm_line, rm_color = f"training… step {step:g}", "#fde2c4"
+    elif session_reward_model() is not None:
+        run = session_reward_model()
+        labels = "biased" if run.config.biased else "unbiased"
+        rm_line = f"trained on {labels} pairs\nheld-out accuracy {run.heldout.accuracy:.0%}"
+        rm_color = "#d4ecd0"
+    else:
+        rm_line, rm_color = f"run {rm_job.status}: nothing kept", "#f6d0d0"
+    if rl_job is None:
+        rl_line, rl_color = "not run in this session", "#eeeeee"
+    elif rl_job.running:
+        last = rl_job.metrics[-1] if rl_job.metrics else {}
+        rl_line = f"training… β = {last.get('beta', 0):g}, step {last.get('step', 0):g}"
+        rl_color = "#fde2c4"
+    elif rl_job.status in ("done", "stopped") and rl_job.metrics:
+        last = rl_job.metrics[-1]
+        rl_line = f"{rl_job.status}: last β = {last['beta']:g}\nKL {last.get('kl_seq', 0):.2f} nats, length {last.get('completions/mean_length', 0):.0f} tokens"
+        rl_color = "#d4ecd0"
+    else:
+        rl_line, rl_color = f"run {rl_job.status}", "#f6d0d0"
+    return [
+        ("1 · SFT model (π_ref)", sft_line, "#d4ecd0"),
+        ("2 · Reward model", rm_line, rm_color),
+        ("3 · RL policy (KL-penalised)", rl_line, rl_color),
+    ]
+
+
+def pipeline_dot(stages: list[tuple[str, str, str]]) -> str:
+    """Graphviz DOT for the three stages; labels are HTML-escaped (our own text, but keep it safe)."""
+    nodes = []
+    for n, (title, line, color) in enumerate(stages):
+        label = f"<<b>{html.escape(title)}</b><br/>{'<br/>'.join(html.escape(p) for p in line.split(chr(10)))}>"
+        nodes.append(f'  s{n} [label={label}, fillcolor="{color}"];')
+    return "\n".join(
+        [
+            "digraph rlhf {",
+            '  rankdir=LR; node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=11];',
+            *nodes,
+            '  s0 -> s1 [label="answers to compare", fontsize=9];',
+            '  s1 -> s2 [label="reward r(x, y)", fontsize=9];',
+            '  s0 -> s2 [label="start + KL anchor", fontsize=9, style=dashed];',
+            "}",
+        ]
+    )
+
+
+def pipeline() -> None:
+    st.graphviz_chart(pipeline_dot(_stage_states()))
+
+
+# -- 1. reward model ----------------------------------------------------------------------------------------
+
+
+def reward_tab() -> None:
+    st.markdown(
+        f"A copy of **{md_escape(POLICY)}** gets a one-number head and learns from pairs "
+        "(question, chosen answer, rejected answer) with the card's loss −log σ(score_chosen − score_rejected), "
+        "using trl's `RewardTrainer`. Held-out pairs ask the same questions in new phrasings and paddings."
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    biased = c1.toggle(
+        "Biased labels (longer wins)", key="rl_rm_biased", help=help_of(reward.RewardRunConfig, "biased")
+    )
+    steps = c2.slider("Steps", 10, 400, step=10, key=RM_STEPS.key, help=help_of(reward.RewardRunConfig, "max_steps"))
+    lr = c3.select_slider(
+        "Learning rate", LEARNING_RATES, key=RM_LR.key, format_func=fmt,
+        help=help_of(reward.RewardRunConfig, "learning_rate"),
+    )  # fmt: skip
+    n_train = len(preferences.preference_pairs(0, biased, "train"))
+    n_pairs = c4.slider(
+        "Training pairs", 8, n_train, n_train, step=8, key="rl_rm_pairs",
+        help=help_of(reward.RewardRunConfig, "train_pairs"),
+    )  # fmt: skip
+    rows = preferences.preference_pairs(0, biased, "train")
+    with st.expander(f"The preference pairs ({len(rows)} train, biased={biased})"):
+        agreement = preferences.label_agreement(rows)
+        st.caption(f"{agreement:.0%} of these labels pick the correct answer.")
+        st.dataframe(
+            pd.DataFrame([{"question": preferences.question_text(r["prompt"]), **r} for r in rows[:40]]).drop(
+                columns="prompt"
+            ),
+            hide_index=True,
+        )
+    cfg = reward.RewardRunConfig(max_steps=int(steps), learning_rate=float(lr), train_pairs=int(n_pairs), biased=biased)
+    run_panel(
+        "rl_rm",
+        lambda: Job("rl-reward-model", lambda job: reward.train_reward_model(sft, cfg, job)),
+        draw_reward_run,
+        start_label="Train reward model",
+        idle_message=f"Press Train reward model to train one live ({RM_DEFAULTS.max_steps} steps by default).",
+    )
+    st.markdown("#### Score two answers")
+    score_box()
+    with st.expander("Show the code"):
+        st.code(
+            """model = AutoModelForSequenceClassification.from_pretrained("models/tiny-sft", num_labels=1)
+model.config.pad_token_id = tokenizer.pad_token_id
+trainer = RewardTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(pairs),
+                        args=RewardConfig(max_steps=100, learning_rate=1e-3, per_device_train_batch_size=16, ...),
+                        optimizers=(AdamW([{"params": body, "lr": 1e-3}, {"params": head, "lr": 1e-2}]), None))
+trainer.train()          # loss = -logsigmoid(score_chosen - score_rejected).mean()  (trl's compute_loss)
+score = model(**tokenizer(prompt + answer + eos, return_tensors="pt")).logits[0, 0]""",
+            language="python",
+        )
+
+
+def draw_reward_run(job: Job) -> None:
+    rows = job.snapshot()
+    train = [r for r in rows if "loss" in r]
+    held = [r for r in rows if "heldout_accuracy" in r]
+    if not train:
+        st.caption("Preparing the data set…")
+        return
+    steps = [r["step"] for r in train]
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(
+        plots.metric_lines(
+            {
+                "training batch (trl's loss)": (steps, [r["loss"] for r in train]),
+                "held-out pairs": ([r["step"] for r in held], [r["heldout_loss"] for r in held]),
+            },
+            "Bradley–Terry loss −log σ(s_chosen − s_rejected)",
+            "training step",
+            "loss (nats per pair)",
+        ),  # fmt: skip
+        key="rl_rm_loss_chart",
+    )
+    c2.plotly_chart(
+        plots.metric_lines(
+            {
+                "training batch": (steps, [r.get("accuracy", math.nan) for r in train]),
+                "held-out pairs": ([r["step"] for r in held], [r["heldout_accuracy"] for r in held]),
+            },
+            "Pairwise accuracy: chosen scored above rejected",
+            "training step",
+            "pairs ranked right (%)",
+            percent=True,
+        ),  # fmt: skip
+        key="rl_rm_accuracy_chart",
+    )
+    c1.plotly_chart(
+        plots.metric_lines(
+            {"margin": (steps, [r.get("margin", math.nan) for r in train])},
+            "Margin s_chosen − s_rejected (training batch)",
+            "training step",
+            "score difference (logit units)",
+        ),  # fmt: skip
+        key="rl_rm_margin_chart",
+    )
+    notes = [n for n in list(job.notes) if "chosen" in n]
+    if notes:
+        last = notes[-1]
+        c2.plotly_chart(
+            plots.score_histogram(
+                last["chosen"], last["rejected"], f"Held-out scores at step {last['step']:g}: chosen vs rejected"
+            ),
+            key="rl_rm_histogram",
+        )
+    if isinstance(job.result, reward.RewardRun):
+        run = job.result
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Held-out accuracy (its own labels)", f"{run.heldout.accuracy:.0%}")
+        m2.metric("Held-out accuracy vs correctness", f"{run.heldout_true.accuracy:.0%}",
+                  help="The same held-out answers, labelled by which one is right.")  # fmt: skip
+        m3.metric("Held-out margin", f"{run.heldout.margin:.2f}", help="mean s_chosen − s_rejected, logit units")
+        if run.config.biased:
+            st.warning(
+                "This reward model learned the biased labels: it ranks the *longer* answer higher, right or "
+                "wrong. Use it in tabs 2 and 3 to watch a policy exploit it.",
+                icon="⚖️",
+            )
+
+
+def score_box() -> None:
+    questions = {q.text: q for q in preferences.all_questions()}
+    question = st.selectbox("Question", list(questions), key="rl_score_question")
+    q = questions[question]
+    st.session_state.setdefault("rl_score_a", preferences.answer_text(q, q.answer))
+    st.session_state.setdefault("rl_score_b", preferences.padded(preferences.wrong_answers(q)[0], 2))
+    c1, c2 = st.columns(2)
+    answer_a = c1.text_area("Answer A", key="rl_score_a", height=80, max_chars=600)
+    answer_b = c2.text_area("Answer B", key="rl_score_b", height=80, max_chars=600)
+    if not answer_a.strip() or not answer_b.strip():
+        st.info("Type both answers to see how each reward model scores them.", icon="✍️")
+        return
+    rows = []
+    for choice in reward_options():
+        run = reward_model_for(choice)
+        s = reward.score(run.model, run.tokenizer, [q.prompt] * 2, [answer_a, answer_b]).tolist()
+        rows.append(
+            {
+                "reward model": choice,
+                "score A": round(s[0], 3),
+                "score B": round(s[1], 3),
+                "P(A preferred) = σ(A − B)": f"{1 / (1 + math.exp(-(s[0] - s[1]))):.1%}",
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    correct = [preferences.true_reward(q.prompt, a) for a in (answer_a, answer_b)]
+    st.caption(
+        f"Correct? A: {'yes' if correct[0] else 'no'}, B: {'yes' if correct[1] else 'no'} "
+        f"(the right answer is {md_escape(q.answer)}). Scores are in logit units: only differences mean anything."
+    )
+
+
+# -- 2. the exact KL sweep ----------------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=64, show_spinner="Sampling answers and scoring them (once per question)…")
+def cached_candidates(
+    policy: str, device: str, reward_choice: str, _reward: reward.RewardRun, reward_id: int,
+    question: str, k: int, temperature: float, rewrites: bool,
+) -> rlhf.Candidates:  # fmt: skip
+    """Candidates, their π_ref log-probs and rewards per prompt: a β change never calls a model."""
+    shared = shared_model(policy, device)
+    return rlhf.sample_candidates(
+        shared.model, shared.tokenizer, _reward.model, preferences.chat_prompt(question),
+        k=k, temperature=temperature, padded_rewrites=rewrites,
+    )  # fmt: skip
+
+
+@st.fragment
+def sweep_tab() -> None:
+    st.markdown(
+        "Sample K answers from the SFT model π_ref, score them once, and the best policy over those answers for "
+        "max E[r] − β·KL(π‖π_ref) is exact: **π\\*(y) ∝ π_ref(y)·exp(r(y)/β)**. No training, so β moves instantly."
+    )
+    c1, c2 = st.columns(2)
+    all_q = preferences.questions("train") + preferences.questions("unseen")
+    question = c1.selectbox(
+        "Question", [q.text for q in all_q], index=[q.text for q in all_q].index(SWEEP_QUESTION), key="rl_sweep_question",
+    )  # fmt: skip
+    choice = c2.radio("Reward model", reward_options(), index=1, key="rl_sweep_reward", horizontal=False)
+    c3, c4, c5 = st.columns(3)
+    k = c3.slider("Samples K", 4, 64, 32, step=4, key="rl_sweep_k", help="Answers sampled from π_ref.")
+    temperature = c4.select_slider(
+        "Proposal temperature", (0.7, 1.0, 1.3, 1.6, 2.0), 1.0, key="rl_sweep_temperature",
+        help="Only widens which answers are proposed; π_ref(y) is always the model's own probability.",
+    )  # fmt: skip
+    rewrites = c5.toggle(
+        "Add padded rewrites", True, key="rl_sweep_rewrites",
+        help="Each sampled answer also wrapped in polite padding: what an RL policy could drift to.",
+    )  # fmt: skip
+    beta = st.select_slider(
+        "β, the KL coefficient (log scale)", BETAS, key=SWEEP_BETA.key, format_func=fmt,
+        help="Small β: chase the reward. Large β: stay with π_ref.",
+    )  # fmt: skip
+    urlstate.publish(SETTINGS)
+    run = reward_model_for(choice)
+    try:
+        cands = cached_candidates(POLICY, sft.device, choice, run, id(run), question, k, temperature, rewrites)
+        point = rlhf.sweep_point(cands, beta)
+        curve = rlhf.frontier(cands, rlhf.beta_grid(121))
+    except rlhf.RLInputError as err:
+        st.error(str(err), icon="⚠️")
+        return
+    if len(cands.texts) == 1:
+        st.info(
+            "All K samples are the same answer, so π* = π_ref at every β (KL 0). Raise the proposal temperature "
+            "or add padded rewrites to give the optimum a choice.",
+            icon="ℹ️",
+        )
+    ref = cands.ref_policy
+    m = st.columns(5)
+    m[0].metric("KL(π* ‖ π_ref)", f"{point.kl:.3f} nats")
+    m[1].metric(
+        "E[reward-model score]", f"{point.expected_proxy:.2f}", f"{point.expected_proxy - ref @ cands.proxy:+.2f}"
+    )
+    m[2].metric("P(correct)", f"{point.expected_true:.0%}", f"{point.expected_true - ref @ cands.true:+.0%}")
+    m[3].metric("E[length]", f"{point.expected_length:.1f} tokens")
+    m[4].metric("E[polite phrases]", f"{point.expected_padding:.2f}")
+    order = sorted(range(len(cands.texts)), key=lambda i: -max(ref[i], point.policy[i]))[:12]
+    st.plotly_chart(
+        plots.policy_bars(
+            [("✓ " if cands.true[i] else "✗ ") + cands.texts[i] for i in order],
+            [ref[i] for i in order],
+            [point.policy[i] for i in order],
+            f"π_ref vs π* at β = {beta:g} ({len(cands.texts)} distinct answers, top {len(order)} shown)",
+        ),
+        key="rl_sweep_bars",
+    )
+    st.plotly_chart(
+        plots.kl_sweep_frontier(
+            [p.kl for p in curve],
+            [p.expected_proxy for p in curve],
+            [p.expected_true for p in curve],
+            (point.kl, point.expected_proxy, point.expected_true),
+            "Reward vs KL frontier, β from 1000 (left) to 0.001 (right)",
+        ),  # fmt: skip
+        key="rl_sweep_frontier",
+    )
+    low, high = curve[0], curve[-1]  # β = 0.001 and β = 1000
+    verdict = (
+        "The score rises while correct answers fall: reward hacking, which only the KL penalty holds back."
+        if low.expected_proxy > high.expected_proxy and low.expected_true < high.expected_true
+        else "Here chasing the score does not cost correctness; try the biased reward model or another question."
+    )
+    st.caption(
+        f"✓ = correct answer. From β = 1000 to β = 0.001, E[reward-model score] goes {high.expected_proxy:.2f} → "
+        f"{low.expected_proxy:.2f}, correct answers {high.expected_true:.0%} → {low.expected_true:.0%}, polite "
+        f"phrases {high.expected_padding:.1f} → {low.expected_padding:.1f} per answer. {verdict}"
+    )
+    with st.expander("Show the code"):
+        st.code(
+            """logits = ref_logprobs + rewards / beta           # log π_ref(y) + r(y)/β, per candidate
+pi_star = np.exp(logits - np.logaddexp.reduce(logits))   # log-sum-exp: no overflow at β = 0.001
+kl = np.sum(pi_star * (np.log(pi_star) - np.log(pi_ref)))""",
+            language="python",
+        )
+
+
+# -- 3. online RL -------------------------------------------------------------------------------------------
+
+
+def rl_tab() -> None:
+    st.markdown(
+        "**How this relates to the card's PPO:** trl 1.16 has no PPOTrainer; `RLOOTrainer` is the same loop "
+        "without PPO's value network: each answer's advantage is its reward minus the mean reward of the other "
+        "answers to the same question, and β·KL(π‖π_ref) is subtracted from the reward exactly like the card's "
+        "`ppo_step(reward, kl_penalty=β)` (GRPOTrainer adds the KL to the loss instead)."
+    )
+    c1, c2 = st.columns(2)
+    choice = c1.radio("Reward", reward_options(with_correctness=True), index=1, key="rl_online_reward")
+    extra = c2.multiselect(
+        "Also run, side by side (same seed)", RL_BETAS, default=[0.0], key="rl_online_compare", format_func=fmt,
+        help="More KL coefficients, each a run of its own after the first; curves share the charts.",
+    )  # fmt: skip
+    c3, c4, c5 = st.columns(3)
+    beta = c3.select_slider(
+        "KL coefficient β", RL_BETAS, key=RL_KL.key, format_func=fmt, help=help_of(rlhf.RLRunConfig, "beta")
+    )
+    steps = c4.slider("Steps", 5, 200, step=5, key=RL_STEPS.key, help=help_of(rlhf.RLRunConfig, "max_steps"))
+    lr = c5.select_slider(
+        "Learning rate", LEARNING_RATES, key=RL_LR.key, format_func=fmt,
+        help=help_of(rlhf.RLRunConfig, "learning_rate"),
+    )  # fmt: skip
+    urlstate.publish(SETTINGS)
+    betas = list(dict.fromkeys([beta, *extra]))
+    reward_kind = "correctness" if choice == CORRECTNESS else "reward model"
+    configs = [
+        rlhf.RLRunConfig(beta=float(b), max_steps=int(steps), learning_rate=float(lr), reward=reward_kind)
+        for b in betas
+    ]
+
+    def make_job() -> Job:
+        run = reward_model_for(choice)
+        return Job("rl-online", rlhf.kl_comparison_work(sft, run, configs))
+
+    try:
+        for cfg in configs:
+            cfg.check()
+    except rlhf.RLInputError as err:
+        st.error(str(err), icon="⚠️")
+        return
+    run_panel(
+        "rl_online",
+        make_job,
+        draw_rl_run,
+        start_label="Start RL",
+        idle_message=f"Press Start RL to train a copy of {POLICY} with RLOO at β = "
+        + ", ".join(fmt(b) for b in betas)
+        + " (one run after another, same seed).",
+    )
+    with st.expander("Show the code"):
+        st.code(
+            """def judge(prompts, completions, **kwargs):            # trl passes dataset columns as kwargs
+    return score(reward_model, tokenizer, prompts, completions).tolist()
+
+trainer = RLOOTrainer(model=copy_of_sft, reward_funcs=judge, train_dataset=Dataset.from_list(prompts),
+                      args=RLOOConfig(beta=1.0, num_generations=4, per_device_train_batch_size=16,
+                                      learning_rate=5e-4, max_completion_length=32, ...))
+trainer.train()     # reward − β·Σ log π/π_ref per answer; advantage = reward − mean of the other 3""",
+            language="python",
+        )
+
+
+def draw_rl_run(job: Job) -> None:
+    rows = job.snapshot()
+    if not rows:
+        st.caption("Sampling the first answers…")
+        return
+    betas = list(dict.fromkeys(r["beta"] for r in rows))
+
+    def series(key: str) -> dict:
+        return {
+            f"β = {b:g}": (
+                [r["step"] for r in rows if r["beta"] == b],
+                [r.get(key, math.nan) for r in rows if r["beta"] == b],
+            )
+            for b in betas
+        }
+
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(
+        plots.metric_lines(
+            series("rewards/judge/mean"),
+            "Mean reward of sampled answers",
+            "training step",
+            "reward (score units; correctness 0–1)",
+        ),  # fmt: skip
+        key="rl_online_reward_chart",
+    )
+    c2.plotly_chart(
+        plots.metric_lines(series("kl_seq"), "KL to the SFT model", "training step", "KL(π ‖ π_ref) (nats per answer)"),
+        key="rl_online_kl_chart",
+    )
+    c1.plotly_chart(
+        plots.metric_lines(series("completions/mean_length"), "Answer length", "training step", "tokens per answer"),
+        key="rl_online_length_chart",
+    )
+    c2.plotly_chart(
+        plots.metric_lines(
+            series("true_reward"),
+            "Correct answers (true reward)",
+            "training step",
+            "share of sampled answers that are right",
+            percent=True,
+        ),  # fmt: skip
+        key="rl_online_true_chart",
+    )
+    summary = []
+    for b in betas:
+        end = rlhf.final_metrics([r for r in rows if r["beta"] == b])
+        summary.append(
+            {
+                "β": fmt(b),
+                "steps": int(max(r["step"] for r in rows if r["beta"] == b)),
+                "reward (last 5 steps)": round(end["rewards/judge/mean"], 3),
+                "correct": f"{end['true_reward']:.0%}",
+                "KL (nats/answer)": round(end["kl_seq"], 3),
+                "length (tokens)": round(end["completions/mean_length"], 1),
+                "polite phrases": round(end["padding"], 2),
+            }
+        )
+    st.markdown("**Side by side** (mean of each run's last 5 steps)")
+    st.dataframe(pd.DataFrame(summary), hide_index=True)
+    samples = [n for n in list(job.notes) if "samples" in n]
+    if samples:
+        st.markdown("**Sampled answers at checkpoints**")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "β": fmt(n["beta"]),
+                        "step": n["step"],
+                        "question": preferences.question_text(p),
+                        "answer": a,
+                        "reward": round(r, 3),
+                        "correct": "✓" if t else "✗",
+                    }
+                    for n in samples
+                    for p, a, r, t in n["samples"]
+                ]
+            ),
+            hide_index=True,
+        )
+
+
+# -- the page -------------------------------------------------------------------------------------------------
 
 
 def demo() -> None:
-    st.info("The live demo for this stage is being built.", icon="🚧")
+    urlstate.restore(SETTINGS, "rl_")
+    _repair_state()
+    stages = st.empty()  # drawn last, so it shows the runs the buttons below just started or reset
+    tab1, tab2, tab3 = st.tabs(["1 · Reward model", "2 · KL sweep (exact, instant)", "3 · Online RL (live)"])
+    with tab1:
+        reward_tab()
+    with tab2:
+        sweep_tab()
+    with tab3:
+        rl_tab()
+    with stages:
+        pipeline()
 
 
-render_lesson_page("rlhf", demo)
+render_lesson_page(
+    "rlhf",
+    demo,
+    try_it={
+        "rlhf-q1": "tab 2: drag β from 1000 to 0.001 and watch KL and reward; tab 3: run β = 0 beside β = 0.5.",
+        "rlhf-q2": "tab 2 with the biased reward model: as β → 0, π* moves to long, padded answers.",
+        "rlhf-q3": "tab 1: train on 16 pairs instead of 384 and compare the held-out accuracy.",
+        "rlhf-q4": "tab 1 with biased labels, then tab 3 with that reward model: the policy amplifies the bias.",
+    },
+)

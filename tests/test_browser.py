@@ -64,7 +64,7 @@ def test_deep_link_renders_page_on_fresh_server(server, page, path):
     wait_for_app(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{path or 'Home'}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{path or 'Home'}.png"), timeout=120_000)
 
 
 def test_temperature_slider_changes_the_chart(server, page):

@@ -1,0 +1,108 @@
+"""RLHF speed: the β slider's redraw, the reward model's default run, the online-RL default run.
+
+- β slider: what the sweep tab recomputes when β moves (π* and the frontier from cached candidates, both
+  figures built and serialised to JSON as Streamlit sends them); no model runs. Target ≤ 50 ms p50.
+- Reward model: `train_reward_model` with the page's defaults (trl RewardTrainer). Target ≤ 15 s.
+- Online RL: the page's default job, RLOO at the default β and at β = 0 (the default comparison), with the
+  default reward model. Target ≤ 30 s.
+
+    python -m bench.bench_rlhf
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import Row, p50_ms, print_table  # noqa: E402
+from llmlab import plots, preferences, reward, rlhf  # noqa: E402
+from llmlab.jobs import Job  # noqa: E402
+from llmlab.modeling import bundled_models, load_model  # noqa: E402
+
+POLICY = "tiny-sft" if "tiny-sft" in bundled_models() else "tiny-base"
+
+
+def redraw(cands: rlhf.Candidates, beta: float) -> str:
+    """Everything a β change costs on the server: π*, the frontier, two figures as JSON."""
+    point = rlhf.sweep_point(cands, beta)
+    curve = rlhf.frontier(cands, rlhf.beta_grid(121))
+    ref = cands.ref_policy
+    order = sorted(range(len(cands.texts)), key=lambda i: -max(ref[i], point.policy[i]))[:12]
+    bars = plots.policy_bars(
+        [cands.texts[i] for i in order], [ref[i] for i in order], [point.policy[i] for i in order], "π_ref vs π*"
+    )
+    frontier = plots.kl_sweep_frontier(
+        [p.kl for p in curve],
+        [p.expected_proxy for p in curve],
+        [p.expected_true for p in curve],
+        (point.kl, point.expected_proxy, point.expected_true),
+        "frontier",
+    )
+    return bars.to_json() + frontier.to_json()
+
+
+def run() -> list[Row]:
+    torch.set_num_threads(2)
+    sft = load_model(POLICY, "cpu")
+    rows = []
+
+    start = time.perf_counter()
+    rm_run = reward.train_reward_model(sft, reward.RewardRunConfig())
+    rm_seconds = time.perf_counter() - start
+    rows.append(
+        Row(
+            f"reward model default run ({rm_run.config.max_steps} steps, trl RewardTrainer)",
+            "<= 15 s",
+            f"{rm_seconds:.1f} s (held-out accuracy {rm_run.heldout.accuracy:.0%})",
+            ok=rm_seconds <= 15,
+        )
+    )
+
+    prompt = preferences.chat_prompt("Where is Mexico?")
+    start = time.perf_counter()
+    cands = rlhf.sample_candidates(sft.model, sft.tokenizer, rm_run.model, prompt, k=32, padded_rewrites=True)
+    sample_ms = (time.perf_counter() - start) * 1000
+    betas = iter(rlhf.beta_grid(201).tolist() * 10)
+    ms = p50_ms(lambda: redraw(cands, next(betas)), repeats=40)
+    rows.append(Row("β slider -> π*, frontier, 2 figures as JSON, p50", "<= 50 ms", f"{ms:.1f} ms", ok=ms <= 50))
+    rows.append(
+        Row(
+            f"first view of a question: sample + score {len(cands.texts)} answers (cached after)",
+            "",
+            f"{sample_ms:.0f} ms",
+        )
+    )
+
+    biased = reward.train_reward_model(sft, reward.RewardRunConfig(biased=True))
+    defaults = rlhf.RLRunConfig()
+    configs = [defaults, rlhf.RLRunConfig(beta=0.0)]
+    job = Job("bench-rl", rlhf.kl_comparison_work(sft, biased, configs))
+    start = time.perf_counter()
+    job.start().join()
+    rl_seconds = time.perf_counter() - start
+    if job.error:
+        raise RuntimeError(job.error)
+    summary = ", ".join(f"β={r.config.beta:g}: KL {rlhf.final_metrics(r.history)['kl_seq']:.2f}" for r in job.result)
+    rows.append(
+        Row(
+            f"online RL default run (RLOO, β = {defaults.beta:g} and 0, {defaults.max_steps} steps each)",
+            "<= 30 s",
+            f"{rl_seconds:.1f} s ({summary})",
+            ok=rl_seconds <= 30,
+        )
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    print_table(run(), "RLHF benchmarks")

@@ -1,0 +1,474 @@
+"""RLHF's third stage: maximise a reward while staying close to the SFT model (the KL penalty).
+
+Two views of the same objective, max_π E_π[r] − β·KL(π ‖ π_ref):
+
+1. **Exact, over K candidates** (instant). Sample K answers to one prompt from the SFT model π_ref, score
+   them with a reward model, and the optimum of the objective over distributions on those answers has a
+   closed form: π*(y) ∝ π_ref(y)·exp(r(y)/β). Computed with log-sum-exp, it is exact for every β from
+   1e-3 to 1e3 (and the limits 0 and ∞), so a β slider redraws with no model call at all. π_ref here is
+   the SFT model's probability of each whole answer, renormalised over the distinct candidates.
+
+2. **Online, with trl's RLOOTrainer** (live). trl 1.16 has no PPOTrainer; RLOO is the card's PPO loop
+   with the learned value function replaced by the mean reward of the other samples for the same prompt
+   (leave-one-out baseline), and it subtracts β·KL from the reward exactly as the card's pseudocode does.
+   `beta` is that KL coefficient; at β = 0 nothing holds the policy near the SFT model.
+
+    cands = sample_candidates(sft.model, sft.tokenizer, rm.model, prompt, k=32)
+    point = sweep_point(cands, beta=0.1)      # .policy (π*), .kl (nats), .expected_proxy, .expected_true
+    run = run_rl(sft, rm, RLRunConfig(beta=0.05))   # curves of reward, KL and length per step
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import RLOOConfig, RLOOTrainer
+
+from llmlab.jobs import DivergedError, Job
+from llmlab.modeling import LoadedModel, trainable_copy
+from llmlab.nexttoken import context_limit
+from llmlab.preferences import padded, padding_level, questions, true_reward
+from llmlab.reward import RewardRun, score
+
+BETA_MIN, BETA_MAX = 1e-3, 1e3  # the slider's range; the formulas below also take 0 and inf
+
+
+class RLInputError(ValueError):
+    """A setting the RLHF demos cannot take; the message says what to change."""
+
+
+# -- 1. the exact KL-regularised optimum over K candidates ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """K sampled answers to one prompt, merged by text, with everything the sweep needs (cached per prompt)."""
+
+    prompt: str
+    texts: tuple[str, ...]  # distinct answers, without the end-of-text token
+    counts: tuple[int, ...]  # how many of the K samples gave each answer (0: a padded rewrite)
+    ref_logprobs: np.ndarray  # (N,) log π_ref(answer | prompt), nats, summed over the answer's tokens + EOS
+    proxy: np.ndarray  # (N,) reward-model score
+    true: np.ndarray  # (N,) the verifiable reward (1 = correct), see preferences.true_reward
+    lengths: np.ndarray  # (N,) answer length in tokens
+    stopped: tuple[bool, ...]  # ended with the end-of-text token (else cut at max_new_tokens)
+
+    @property
+    def ref_policy(self) -> np.ndarray:
+        """π_ref renormalised over the distinct candidates (sums to 1)."""
+        return kl_regularized_policy(self.ref_logprobs, np.zeros_like(self.proxy), math.inf)
+
+
+@torch.inference_mode()
+def sequence_logprobs(
+    model: PreTrainedModel, prompt_ids: Sequence[int], completions: Sequence[Sequence[int]]
+) -> np.ndarray:
+    """log p(completion | prompt) for each completion (token ids), in nats, one batched forward."""
+    if not completions:
+        return np.zeros(0)
+    device = next(model.parameters()).device
+    rows = [list(prompt_ids) + list(c) for c in completions]
+    width = max(len(r) for r in rows)
+    input_ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=device)  # (N, T)
+    attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)  # (N, T)
+    logits = model(input_ids=input_ids, attention_mask=attention).logits.float()  # (N, T, V)
+    logps = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]  # (N, T-1)
+    start = len(prompt_ids) - 1  # position whose logits predict the first completion token
+    mask = torch.zeros_like(logps)
+    for i, c in enumerate(completions):
+        mask[i, start : start + len(c)] = 1.0
+    return (logps * mask).sum(-1).double().cpu().numpy()
+
+
+@torch.inference_mode()
+def sample_candidates(
+    policy: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reward_model: PreTrainedModel,
+    prompt: str,
+    k: int = 32,
+    seed: int = 0,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    padded_rewrites: bool = False,
+) -> Candidates:
+    """Sample k answers from `policy` (π_ref), merge equal texts, and score each exactly once.
+
+    `temperature` only widens the proposals; π_ref(y) is always the model's own (T = 1) probability.
+    `padded_rewrites` adds each sampled answer wrapped in one and two levels of polite padding: answers a
+    policy could drift to, which π_ref rarely writes (so reaching them costs a lot of KL)."""
+    if not prompt or not prompt.strip():
+        raise RLInputError("The prompt is empty: pick or type a question.")
+    if not (k >= 1 and temperature > 0 and math.isfinite(temperature)):
+        raise RLInputError("Need at least one candidate and a positive, finite temperature.")
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if len(prompt_ids) >= context_limit(policy) - 1:
+        raise RLInputError("The prompt fills the model's whole context window: shorten it.")
+    max_new_tokens = max(1, min(max_new_tokens, context_limit(policy) - len(prompt_ids)))
+    device = next(policy.parameters()).device
+    eos = tokenizer.eos_token_id
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = policy.generate(
+            input_ids=torch.tensor([prompt_ids] * k, device=device),
+            attention_mask=torch.ones(k, len(prompt_ids), dtype=torch.long, device=device),
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+        )[:, len(prompt_ids) :].tolist()  # (k, new)
+    counts: dict[tuple[int, ...], int] = {}
+    for row in out:
+        ids = tuple(row[: row.index(eos) + 1]) if eos in row else tuple(row)  # keep EOS: it is part of p(y)
+        counts[ids] = counts.get(ids, 0) + 1
+    if padded_rewrites:
+        room = context_limit(policy) - len(prompt_ids)
+        for n, ids in enumerate(list(counts)):
+            text = tokenizer.decode([i for i in ids if i != eos])
+            for level in (1, 2):
+                rewrite = tokenizer(padded(text, level, n), add_special_tokens=False)["input_ids"] + [eos]
+                if len(rewrite) <= room:
+                    counts.setdefault(tuple(rewrite), 0)
+    token_lists = list(counts)
+    logps = sequence_logprobs(policy, prompt_ids, token_lists)
+    # Different token sequences can decode to one text: merge them (probabilities add).
+    merged: dict[str, dict] = {}
+    for ids, logp in zip(token_lists, logps, strict=True):
+        text = tokenizer.decode([i for i in ids if i != eos])
+        entry = merged.setdefault(text, {"count": 0, "logps": [], "length": 0, "stopped": bool(ids) and ids[-1] == eos})
+        entry["count"] += counts[ids]
+        entry["logps"].append(logp)
+        entry["length"] = max(entry["length"], len(ids))
+    texts = tuple(merged)
+    entries = list(merged.values())
+    proxy = score(reward_model, tokenizer, [prompt] * len(texts), list(texts)).double().numpy()
+    return Candidates(
+        prompt=prompt,
+        texts=texts,
+        counts=tuple(e["count"] for e in entries),
+        ref_logprobs=np.array([np.logaddexp.reduce(np.array(e["logps"])) for e in entries]),
+        proxy=proxy,
+        true=np.array([true_reward(prompt, t) for t in texts], dtype=float),
+        lengths=np.array([e["length"] for e in entries], dtype=float),
+        stopped=tuple(e["stopped"] for e in entries),
+    )
+
+
+def _check_beta(beta: float) -> None:
+    if math.isnan(beta) or beta < 0:
+        raise RLInputError(f"β must be a number ≥ 0 (got {beta}).")
+
+
+def log_kl_regularized_policy(ref_logprobs: np.ndarray, rewards: np.ndarray, beta: float) -> np.ndarray:
+    """log π*(y) = log π_ref(y) + r(y)/β − log Z over the candidates (log-sum-exp: no overflow, no underflow).
+
+    β = inf gives π_ref; β = 0 (or a β so small that r/β overflows) gives the limit: π_ref restricted
+    to the highest-reward candidates (−inf elsewhere). `ref_logprobs` need not be normalised."""
+    _check_beta(beta)
+    ref_logprobs = np.asarray(ref_logprobs, dtype=float)
+    rewards = np.asarray(rewards, dtype=float)
+    if ref_logprobs.shape != rewards.shape or ref_logprobs.size == 0:
+        raise RLInputError("Need one reward per candidate, and at least one candidate.")
+    if not (np.all(np.isfinite(rewards)) and not np.any(np.isnan(ref_logprobs))):
+        raise RLInputError("A reward or log-probability is NaN or infinite: the reward model has diverged.")
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        best_only = np.where(rewards == rewards.max(), 0.0, -np.inf)
+        logits = ref_logprobs + (rewards / beta if beta > 0 else best_only)
+        if beta > 0 and not np.all(np.isfinite(logits[np.isfinite(ref_logprobs)])):  # r/β overflowed
+            logits = ref_logprobs + best_only
+    return logits - np.logaddexp.reduce(logits)
+
+
+def kl_regularized_policy(ref_logprobs: np.ndarray, rewards: np.ndarray, beta: float) -> np.ndarray:
+    """π*(y) = π_ref(y)·exp(r(y)/β) / Z over the candidates (sums to 1); see `log_kl_regularized_policy`."""
+    return np.exp(log_kl_regularized_policy(ref_logprobs, rewards, beta))
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p ‖ q) = Σ p·log(p/q) in nats; terms with p = 0 contribute 0."""
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    support = p > 0
+    return float(np.sum(p[support] * (np.log(p[support]) - np.log(q[support]))))
+
+
+def kl_divergence_of_logs(log_p: np.ndarray, log_q: np.ndarray) -> float:
+    """KL(p ‖ q) from log-probabilities: exact even where q underflows to 0 as a probability
+    (a padded rewrite can have log π_ref = −300 nats)."""
+    support = np.isfinite(log_p)
+    return float(np.sum(np.exp(log_p[support]) * (log_p[support] - log_q[support])))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    beta: float
+    policy: np.ndarray  # π* over the candidates (sums to 1)
+    kl: float  # KL(π* ‖ π_ref), nats
+    expected_proxy: float  # E_π*[reward-model score]
+    expected_true: float  # E_π*[true reward] = probability of a correct answer
+    expected_length: float  # E_π*[answer length], tokens
+    expected_padding: float  # E_π*[polite phrases per answer]
+
+
+def sweep_point(cands: Candidates, beta: float) -> SweepPoint:
+    """The KL-regularised optimum at one β, and what it scores."""
+    log_policy = log_kl_regularized_policy(cands.ref_logprobs, cands.proxy, beta)
+    policy = np.exp(log_policy)
+    log_ref = log_kl_regularized_policy(cands.ref_logprobs, np.zeros_like(cands.proxy), math.inf)
+    padding = np.array([padding_level(t) for t in cands.texts], dtype=float)
+    return SweepPoint(
+        beta=beta,
+        policy=policy,
+        kl=kl_divergence_of_logs(log_policy, log_ref),
+        expected_proxy=float(policy @ cands.proxy),
+        expected_true=float(policy @ cands.true),
+        expected_length=float(policy @ cands.lengths),
+        expected_padding=float(policy @ padding),
+    )
+
+
+def frontier(cands: Candidates, betas: Sequence[float]) -> list[SweepPoint]:
+    """The reward-vs-KL frontier: the optimum at each β (from β = ∞, KL 0, to β → 0, the best candidate)."""
+    return [sweep_point(cands, b) for b in betas]
+
+
+def beta_grid(n: int = 61) -> np.ndarray:
+    """β values evenly spaced in log10 over the slider's range."""
+    return np.logspace(math.log10(BETA_MIN), math.log10(BETA_MAX), n)
+
+
+# -- 2. online RL with trl's RLOOTrainer -------------------------------------------------------------------
+
+REWARDS = ("reward model", "correctness")
+
+
+@dataclass(frozen=True)
+class RLRunConfig:
+    """One online-RL run. Field help texts are the page's slider help."""
+
+    beta: float = field(
+        default=1.0,
+        metadata={
+            "help": "KL coefficient: reward minus β·KL(policy ‖ SFT model), KL in nats per answer. 0 = no leash. "
+            "trl's default 0.05 is too weak for these reward-model scores (tens of units): the policy hacks."
+        },
+    )
+    max_steps: int = field(default=25, metadata={"help": "Optimizer steps; each samples new answers."})
+    learning_rate: float = field(
+        default=5e-4,
+        metadata={"help": "AdamW step size. ~3e-4 suits this 1M model (trl's default 1e-6 barely moves it)."},
+    )
+    prompts_per_step: int = field(default=4, metadata={"help": "Questions per step."})
+    num_generations: int = field(
+        default=4,
+        metadata={"help": "Answers sampled per question; each is judged against the mean of the others (RLOO)."},
+    )
+    max_completion_length: int = field(default=32, metadata={"help": "Longest answer sampled, in tokens."})
+    reward: str = field(
+        default="reward model",
+        metadata={"help": "What the policy maximises: the reward model's score, or verifiable correctness."},
+    )
+    sample_every: int = field(default=10, metadata={"help": "Keep sample answers every this many steps."})
+    seed: int = 0
+
+    def check(self) -> None:
+        if math.isnan(self.beta) or self.beta < 0 or math.isinf(self.beta):
+            raise RLInputError("The KL coefficient must be a finite number ≥ 0.")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise RLInputError("The learning rate must be a positive number.")
+        if self.max_steps < 1 or self.prompts_per_step < 1 or self.max_completion_length < 1:
+            raise RLInputError("Steps, questions per step and answer length must be positive.")
+        if self.num_generations < 2:
+            raise RLInputError("RLOO needs at least 2 answers per question (the others are the baseline).")
+        if self.reward not in REWARDS:
+            raise RLInputError(f"reward must be one of {REWARDS}.")
+
+
+def rloo_config(cfg: RLRunConfig, output_dir: str, device: str = "cpu") -> RLOOConfig:
+    """trl's config: batch size counts completions, and one generation batch feeds one optimizer step."""
+    batch = cfg.prompts_per_step * cfg.num_generations
+    return RLOOConfig(
+        output_dir=output_dir,
+        beta=cfg.beta,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant",
+        per_device_train_batch_size=batch,
+        generation_batch_size=batch,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        temperature=1.0,
+        weight_decay=0.0,
+        report_to="none",
+        save_strategy="no",
+        bf16=False,
+        activation_checkpointing=False,
+        logging_steps=1,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+    )
+
+
+def rl_prompts() -> list[str]:
+    """The questions RL practises on: the ones the reward model's preference pairs cover."""
+    return [q.prompt for q in questions("train")]
+
+
+class _Judge:
+    """The reward function trl calls once per batch. It returns the reward (reward model or correctness)
+    and, as extra metrics, the true reward, the sequence KL to the SFT model and the padding; every
+    `sample_every` steps it keeps a few answers as a job note."""
+
+    __name__ = "judge"  # trl names the reward's metrics after it
+
+    def __init__(self, policy, reference: LoadedModel, reward_model: PreTrainedModel | None, cfg, job):
+        self.policy, self.reference, self.reward_model, self.cfg, self.job = policy, reference, reward_model, cfg, job
+
+    def __call__(self, prompts, completions, completion_ids, trainer_state=None, log_metric=None, **kwargs):
+        tokenizer = self.reference.tokenizer
+        if self.reward_model is not None:
+            rewards = score(self.reward_model, tokenizer, prompts, completions).tolist()
+        else:
+            rewards = [true_reward(p, c) for p, c in zip(prompts, completions, strict=True)]
+        true = [true_reward(p, c) for p, c in zip(prompts, completions, strict=True)]
+        kl = self._sequence_kl(prompts, completion_ids)
+        step = trainer_state.global_step if trainer_state is not None else 0
+        if log_metric is not None:
+            log_metric("true_reward", float(np.mean(true)))
+            log_metric("kl_seq", float(np.mean(kl)))
+            log_metric("padding", float(np.mean([padding_level(c) for c in completions])))
+        if self.job is not None and (step % self.cfg.sample_every == 0 or step == self.cfg.max_steps - 1):
+            picks = range(0, len(prompts), self.cfg.num_generations)  # one answer per question
+            self.job.note(
+                step=step,
+                beta=self.cfg.beta,
+                samples=[(prompts[i], completions[i], rewards[i], true[i]) for i in picks],
+            )
+        return rewards
+
+    def _sequence_kl(self, prompts: Sequence[str], completion_ids: Sequence[Sequence[int]]) -> list[float]:
+        """log π(y|x) − log π_ref(y|x) per sampled answer: its mean estimates the sequence KL(π ‖ π_ref),
+        whatever β is (trl logs no KL at β = 0). Answers to one prompt share one batched forward."""
+        tokenizer = self.reference.tokenizer
+        kl = [0.0] * len(prompts)
+        groups: dict[str, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            groups.setdefault(prompt, []).append(i)
+        for prompt, rows in groups.items():
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            answers = [list(completion_ids[i]) for i in rows]
+            diff = sequence_logprobs(self.policy, prompt_ids, answers) - sequence_logprobs(
+                self.reference.model, prompt_ids, answers
+            )
+            for i, d in zip(rows, diff, strict=True):
+                kl[i] = float(d)
+        return kl
+
+
+@dataclass
+class RLRun:
+    config: RLRunConfig
+    history: list[dict]  # one dict per step: reward, rewards/judge/mean, true_reward, kl_seq, completions/...
+    seconds: float
+    policy: PreTrainedModel
+
+
+def run_rl(sft: LoadedModel, reward: RewardRun | None, cfg: RLRunConfig, job: Job | None = None, prompts=None) -> RLRun:
+    """Online RL from a copy of the SFT model with RLOOTrainer. `reward` is the reward model (needed unless
+    cfg.reward == "correctness"). With a `job`, every step's metrics go to `job.metrics` (with "beta")."""
+    cfg.check()
+    if cfg.reward == "reward model" and reward is None:
+        raise RLInputError("This run needs a reward model: train one first, or choose the correctness reward.")
+    start = time.perf_counter()
+    policy = trainable_copy(sft)
+    policy.generation_config.pad_token_id = sft.tokenizer.pad_token_id
+    judge = _Judge(policy, sft, reward.model if cfg.reward == "reward model" else None, cfg, job)
+    dataset = datasets.Dataset.from_list([{"prompt": p} for p in (prompts or rl_prompts())])
+    history: list[dict] = []
+    callbacks = [_HistoryCallback(history, cfg.beta, job)]
+    with tempfile.TemporaryDirectory(prefix="llmlab-rl-") as out:
+        trainer = RLOOTrainer(
+            model=policy,
+            reward_funcs=judge,
+            args=rloo_config(cfg, out, sft.device),
+            train_dataset=dataset,
+            processing_class=copy.deepcopy(sft.tokenizer),  # trl sets padding on it; keep the shared one as is
+            callbacks=callbacks,
+        )
+        trainer.remove_callback(PrinterCallback)  # metrics go to the job, not to the server's stdout
+        try:
+            trainer.train()
+        except RuntimeError as err:
+            if "probability tensor" in str(err):  # sampling from a policy whose logits became NaN/inf
+                raise DivergedError("The policy diverged (NaN probabilities): lower the learning rate.") from err
+            raise
+    policy.eval().requires_grad_(False)
+    return RLRun(config=cfg, history=history, seconds=time.perf_counter() - start, policy=policy)
+
+
+class _HistoryCallback(TrainerCallback):
+    """Like JobCallback (stop on request, stop on NaN), but it tags each step with β and keeps the history."""
+
+    def __init__(self, history: list[dict], beta: float, job: Job | None):
+        self.history, self.beta, self.job = history, beta, job
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.job is not None and self.job.should_stop:
+            control.should_training_stop = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "train_runtime" in logs:
+            return control
+        values = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+        values["step"] = state.global_step
+        values["beta"] = self.beta
+        if any(not math.isfinite(values.get(k, 0.0)) for k in ("loss", "reward")):
+            raise DivergedError(
+                f"The run diverged at step {state.global_step} (NaN loss or reward): lower the learning rate."
+            )
+        self.history.append(values)
+        if self.job is not None:
+            self.job.log(**values)
+        return control
+
+
+def kl_comparison_work(sft: LoadedModel, reward: RewardRun | None, configs: Sequence[RLRunConfig]):
+    """A Job's work: one RL run per config (e.g. per β, same seed), one after another; returns the runs.
+    Stop ends the current run and skips the rest."""
+    for cfg in configs:
+        cfg.check()  # fail before any training, with the settings' message
+
+    def work(job: Job) -> list[RLRun]:
+        runs = []
+        for cfg in configs:
+            if job.should_stop:
+                break
+            runs.append(run_rl(sft, reward, cfg, job))
+            job.note(finished=cfg.beta, seconds=runs[-1].seconds)
+        return runs
+
+    return work
+
+
+def final_metrics(history: Sequence[dict], last: int = 5) -> dict[str, float]:
+    """A run's end state: the mean of its last `last` steps (single steps are noisy: 16 answers each)."""
+    tail = list(history)[-last:]
+    keys = ("rewards/judge/mean", "true_reward", "kl_seq", "completions/mean_length", "padding")
+    return {k: float(np.mean([h[k] for h in tail if k in h])) if tail else float("nan") for k in keys}

@@ -1,0 +1,246 @@
+"""llmlab.dpo: our displayed numbers equal trl's, KL equals a direct computation, β limits drift, DPO learns.
+
+Runs are short (tens of steps on a few dozen pairs) so the file stays fast on 2 shared cores; the speed
+targets live in bench/bench_dpo.py.
+"""
+
+import copy
+import csv
+import io
+import math
+import tempfile
+import time
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import PrinterCallback, TrainerCallback
+from trl import DPOTrainer
+
+from llmlab import dpo, nexttoken, preferences
+from llmlab.jobs import Job
+from llmlab.modeling import bundled_models, load_model
+
+START = "tiny-sft" if "tiny-sft" in bundled_models() else "tiny-base"
+
+
+@pytest.fixture(scope="module")
+def start():
+    return load_model(START, "cpu")
+
+
+@pytest.fixture(scope="module")
+def train_pairs():
+    return preferences.preference_pairs(seed=0, split="train")
+
+
+@pytest.fixture(scope="module")
+def heldout_pairs():
+    return preferences.preference_pairs(seed=0, split="test")
+
+
+# -- the loss and its gradient ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("beta", [0.01, 0.1, 1.0])
+def test_gradient_weight_is_the_derivative_of_the_loss(beta):
+    margin = torch.linspace(-50, 50, 101, dtype=torch.float64, requires_grad=True)
+    loss = dpo.dpo_loss(margin, beta)
+    (grad,) = torch.autograd.grad(loss.sum(), margin)
+    torch.testing.assert_close(grad, -beta * dpo.dpo_gradient_weight(margin.detach(), beta))
+    assert math.isclose(float(dpo.dpo_loss(torch.tensor(0.0), beta)), math.log(2), rel_tol=1e-6)
+
+
+def test_loss_curves_hold_the_formula_for_each_beta():
+    curves = dpo.loss_curves([0.1, 1.0], margin_range=(-10, 10), n=21)
+    assert [c.beta for c in curves] == [0.1, 1.0]
+    for curve in curves:
+        for m, loss, weight in zip(curve.margins, curve.loss, curve.gradient_weight, strict=True):
+            assert math.isclose(loss, -math.log(1 / (1 + math.exp(-curve.beta * m))), rel_tol=1e-5)
+            assert math.isclose(weight, 1 / (1 + math.exp(curve.beta * m)), rel_tol=1e-5)
+    # a larger β saturates sooner: at margin 10 it pushes far less
+    assert curves[1].gradient_weight[-1] < curves[0].gradient_weight[-1] / 10
+
+
+# -- bad input -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("beta", [0, 0.0, -0.1, -1, float("nan"), float("inf")])
+def test_settings_refuse_a_beta_that_is_not_positive(beta):
+    with pytest.raises(dpo.SettingsError, match="β must be a positive number"):
+        dpo.DPOSettings(beta=beta)
+
+
+@pytest.mark.parametrize("lr", [0, -1e-3, float("nan")])
+def test_settings_refuse_a_learning_rate_that_is_not_positive(lr):
+    with pytest.raises(dpo.SettingsError, match="learning rate"):
+        dpo.DPOSettings(learning_rate=lr)
+
+
+def test_a_sweep_with_a_zero_beta_is_refused_before_any_training(start, train_pairs, heldout_pairs):
+    with pytest.raises(dpo.SettingsError, match="β must be a positive number"):
+        dpo.sweep_work(start, train_pairs, heldout_pairs, dpo.DPOSettings(), betas=(0.1, 0.0))
+
+
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ({"prompt": "<|user|>Where is Peru?<|assistant|>", "chosen": "In Asia.", "rejected": "In Asia."}, "identical"),
+        ({"prompt": "<|user|><|assistant|>", "chosen": "Paris.", "rejected": "Rome."}, "prompt is empty"),
+        ({"prompt": "<|user|>   <|assistant|>", "chosen": "Paris.", "rejected": "Rome."}, "prompt is empty"),
+        ({"prompt": "<|user|>Where is Peru?<|assistant|>", "chosen": "", "rejected": "In Asia."}, "answer is empty"),
+        (
+            {"prompt": "<|user|>" + "Peru? " * 100 + "<|assistant|>", "chosen": "Asia.", "rejected": "Europe."},
+            "at most",
+        ),
+    ],
+)
+def test_pairs_that_teach_nothing_are_refused_with_a_reason(start, pair, message):
+    with pytest.raises(dpo.PairError, match=message):
+        dpo.score_pairs(start.model, start.model, start.tokenizer, [pair])
+    if message != "at most":  # trl itself truncates long pairs; the page refuses them before training
+        with pytest.raises(dpo.PairError, match=message):
+            dpo.train_dpo(start, [pair], dpo.DPOSettings(steps=1))
+
+
+# -- our numbers equal trl's and direct computations -------------------------------------------------------
+
+
+def test_displayed_loss_and_rewards_equal_trls_logged_values_for_the_same_batch(start, train_pairs):
+    """Policy tiny-sft and reference tiny-base differ, so every margin is non-zero (a real check, not log 2)."""
+    reference = load_model("tiny-base", "cpu")
+    batch = train_pairs[::48]  # 8 pairs, with and without polite padding
+    logged = []
+
+    class Capture(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logged.append(dict(logs))
+
+    settings = dpo.DPOSettings(beta=0.1, steps=1, batch_size=len(batch), learning_rate=1e-4)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = DPOTrainer(
+            model=copy.deepcopy(start.model).requires_grad_(True).train(),
+            ref_model=copy.deepcopy(reference.model),
+            args=dpo.dpo_config(settings, out, "cpu"),
+            train_dataset=Dataset.from_list(batch),
+            processing_class=start.tokenizer,
+            callbacks=[Capture()],
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    ours = dpo.batch_metrics(dpo.score_pairs(start.model, reference.model, start.tokenizer, batch), settings.beta)
+    trl_step = logged[0]
+    assert abs(ours["rewards/margins"]) > 0.1
+    for key in dpo.LOG_KEYS:
+        assert math.isclose(ours[key], trl_step[key], rel_tol=1e-4, abs_tol=1e-4), (key, ours[key], trl_step[key])
+
+
+def test_batched_sampler_is_greedy_decoding_when_greedy(start):
+    prompts = [
+        "<|user|>What is the capital of France?<|assistant|>",
+        "<|user|>Which language do people speak in the Netherlands?<|assistant|>",
+        "<|user|>Where is Peru?<|assistant|>",
+    ]
+    ids = [start.tokenizer(p)["input_ids"] for p in prompts]  # different lengths: left padding is exercised
+    answers = dpo.sample_answers(start.model, start.tokenizer, ids, max_new_tokens=16, greedy=True)
+    for prompt, answer in zip(prompts, answers, strict=True):
+        expected = nexttoken.greedy_continuation(start.model, start.tokenizer, prompt, 16)
+        assert start.tokenizer.decode(answer, skip_special_tokens=True) == expected
+
+
+def test_kl_equals_a_direct_sum_over_the_vocabulary(start):
+    reference = load_model("tiny-base", "cpu")
+    prompt = start.tokenizer("<|user|>Where is Peru?<|assistant|>")["input_ids"]
+    [answer] = dpo.sample_answers(start.model, start.tokenizer, [prompt], max_new_tokens=8, seed=3)
+    [kl] = dpo.per_token_kl(start.model, reference.model, [prompt], [answer], start.tokenizer.pad_token_id)
+    direct = 0.0
+    for t in range(len(answer)):
+        context = prompt + answer[:t]
+        p = torch.softmax(nexttoken.next_token_logits(start.model, context).double(), -1)
+        q = torch.softmax(nexttoken.next_token_logits(reference.model, context).double(), -1)
+        direct += float((p * (p.log() - q.log())).sum())
+    assert math.isclose(float(kl), direct, rel_tol=1e-3)
+    assert float(kl) > 0.1
+    [same] = dpo.per_token_kl(start.model, start.model, [prompt], [answer], start.tokenizer.pad_token_id)
+    assert abs(float(same)) < 1e-5
+
+
+def test_longer_preference_counts_which_answer_the_implicit_reward_favours():
+    pairs = [
+        {"prompt": "q", "chosen": "a much longer answer", "rejected": "short"},
+        {"prompt": "q", "chosen": "short", "rejected": "a much longer answer"},
+        {"prompt": "q", "chosen": "same", "rejected": "SAME"},  # equal length: skipped
+    ]
+    favours_chosen = dpo.PairScore(-1.0, -5.0, -2.0, -2.0)  # margin +4
+    favours_rejected = dpo.PairScore(-5.0, -1.0, -2.0, -2.0)  # margin -4
+    assert dpo.longer_preference([favours_chosen, favours_rejected, favours_chosen], pairs) == 1.0
+    assert dpo.longer_preference([favours_rejected, favours_chosen, favours_chosen], pairs) == 0.0
+    assert dpo.longer_preference([favours_chosen, favours_chosen, favours_rejected], pairs) == 0.5
+
+
+def test_sweep_csv_has_one_row_per_point():
+    point = dpo.SweepPoint(0.1, 10, 5e-4, 0, 0.6, 0.5, 1.2, 0.8, 0.75, 0.6, -20.0, -22.0, 3.0, 4.0)
+    rows = list(csv.DictReader(io.StringIO(dpo.sweep_csv([point, point]))))
+    assert len(rows) == 2 and float(rows[0]["beta"]) == 0.1 and float(rows[0]["kl"]) == 1.2
+
+
+# -- training --------------------------------------------------------------------------------------------
+
+
+def test_trained_policy_changes_every_parameter_and_the_shared_model_stays_frozen(start, train_pairs):
+    before = {n: p.clone() for n, p in start.model.named_parameters()}
+    run = dpo.train_dpo(start, train_pairs[:16], dpo.DPOSettings(steps=3, batch_size=8, learning_rate=1e-3))
+    assert run.steps_done == 3 and len(run.metrics) == 3
+    for name, param in run.policy.named_parameters():
+        assert not torch.equal(param, before[name]), name
+        assert torch.equal(dict(start.model.named_parameters())[name], before[name])  # the shared model
+    for name, param in run.reference.named_parameters():
+        assert torch.equal(param, before[name])  # the reference is the start model, untouched
+
+
+def test_a_diverging_run_fails_with_a_clear_message(start, train_pairs, heldout_pairs):
+    settings = dpo.DPOSettings(steps=10, batch_size=8, learning_rate=1e3)  # valid, but far too large
+    job = Job("dpo-nan", dpo.dpo_work(start, train_pairs[:16], heldout_pairs[:4], settings))
+    job.start().join(timeout=300)
+    assert job.status == "failed"
+    assert "NaN" in job.error and "learning rate is too high" in job.error
+    assert len(job.metrics) < 10  # it stopped at the step that broke, not after all ten
+
+
+def test_stop_mid_run_keeps_the_steps_so_far_and_still_evaluates(start, train_pairs, heldout_pairs):
+    settings = dpo.DPOSettings(steps=500, batch_size=8, learning_rate=1e-4)
+    job = Job("dpo-stop", dpo.dpo_work(start, train_pairs, heldout_pairs[:8], settings))
+    job.start()
+    deadline = time.monotonic() + 300
+    while len(job.snapshot()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job.stop()
+    job.join(timeout=300)
+    assert job.status == "stopped"
+    outcome = job.result
+    assert 2 <= outcome.run.steps_done < 500
+    assert len(outcome.run.metrics) == outcome.run.steps_done
+    assert 0.0 <= outcome.heldout.accuracy_after <= 1.0 and outcome.heldout.accuracy_before == 0.5
+
+
+@pytest.fixture(scope="module")
+def beta_runs(start, train_pairs, heldout_pairs):
+    """The same 80 DPO steps (same seed, same pairs, same order) at a small and a large β, scored on held-out
+    pairs. Measured (lr 2e-4, 2 threads): held-out accuracy of β = 1 is 0.52 at 40 steps, 0.62 at 80 and 0.60
+    at 100; KL at 150 steps is 1.8 nats for β = 0.01 against 0.4 for β = 1."""
+    reports = {}
+    for beta in (0.01, 1.0):
+        run = dpo.train_dpo(start, train_pairs, dpo.DPOSettings(beta=beta, steps=80, seed=0))
+        reports[beta] = dpo.compare_on("held-out", run.policy, run.reference, start.tokenizer, heldout_pairs)
+    return reports
+
+
+def test_higher_beta_keeps_the_policy_closer_to_the_reference(beta_runs):
+    assert beta_runs[1.0].kl < beta_runs[0.01].kl / 2
+    assert beta_runs[1.0].kl > 0  # it did move
+
+
+def test_a_dpo_run_raises_heldout_preference_accuracy(beta_runs):
+    report = beta_runs[1.0]
+    assert report.accuracy_before == 0.5  # the reference ties every pair with itself
+    assert report.accuracy_after > 0.55

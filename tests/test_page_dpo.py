@@ -1,0 +1,217 @@
+"""AppTest of the DPO page: the loss chart, the β slider and the URL, a short live run, Stop, NaN, two sessions.
+
+Each test gets its own session id (the `session` fixture), because AppTest otherwise reuses one id and the
+session-scoped run registry would carry jobs from one test into the next.
+"""
+
+import itertools
+import json
+import math
+import time
+
+import pytest
+import torch
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.testing.v1 import AppTest
+
+from llmlab import dpo
+from tests.conftest import ROOT
+from tests.test_pages import array
+
+PAGE = "pages/4_DPO.py"
+_ids = itertools.count()
+
+
+@pytest.fixture
+def session(monkeypatch):
+    """`session["id"]` is the session id of the next AppTest run (a fresh one per test by default)."""
+    current = {"id": f"dpo-test-{next(_ids)}"}
+    original = script_runner.ScriptRunner.__init__
+
+    def init(self, *args, session_id, **kwargs):
+        original(self, *args, session_id=current["id"], **kwargs)
+
+    monkeypatch.setattr(script_runner.ScriptRunner, "__init__", init)
+    return current
+
+
+def open_page(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.switch_page(PAGE)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def chart(at: AppTest, key_suffix: str) -> dict:
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(key_suffix):
+            return json.loads(element.proto.spec)
+    raise AssertionError(f"no chart {key_suffix}; have {[e.proto.id[-25:] for e in at.get('plotly_chart')]}")
+
+
+def table(at: AppTest, column: str):
+    """The first st.dataframe with this column (AppTest does not expose a read-only table's key)."""
+    for element in at.dataframe:
+        if column in element.value.columns:
+            return element.value
+    raise AssertionError(f"no table with column {column!r}")
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.caption, *at.markdown, *at.success, *at.info, *at.warning, *at.error])
+
+
+def wait_for(at: AppTest, words: tuple[str, ...], timeout_s: float = 600) -> str:
+    """Rerun until one of `words` shows in the page (AppTest never fires the live fragment's timer)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        shown = texts(at)
+        for word in words:
+            if word in shown:
+                return word
+        time.sleep(0.5)
+    raise AssertionError(f"none of {words} appeared within {timeout_s} s")
+
+
+def test_loss_chart_draws_loss_and_gradient_weight_for_each_beta(session):
+    at = open_page()
+    fig = chart(at, "dpo_loss_chart")
+    names = [trace["name"] for trace in fig["data"]]
+    assert names == [f"{kind}, β = {b:g}" for b in (0.1, 0.5, 1.0) for kind in ("loss", "gradient weight")]
+    for trace in fig["data"]:
+        beta = float(trace["name"].split("= ")[1])
+        margins = torch.tensor(array(trace["x"]), dtype=torch.float64)
+        formula = dpo.dpo_loss if trace["name"].startswith("loss") else dpo.dpo_gradient_weight
+        assert torch.allclose(torch.tensor(array(trace["y"]), dtype=torch.float64), formula(margins, beta), atol=1e-5)
+
+
+def test_beta_slider_sets_the_url_and_the_example_pair(session):
+    at = open_page()
+    assert at.query_params["dpo_beta"] == "0.1"
+    at.select_slider(key="dpo_beta").set_value(0.5).run()
+    assert not at.exception
+    assert at.query_params["dpo_beta"] == "0.5"
+    assert "β = 0.5" in texts(at)  # the implicit-reward example uses the slider's β before any run
+
+
+@pytest.mark.parametrize("raw", ["0", "-0.5", "nan", "abc"])
+def test_a_beta_that_is_not_positive_in_the_url_gives_a_message_and_the_default(session, raw):
+    at = open_page({"dpo_beta": raw})
+    assert at.select_slider(key="dpo_beta").value == 0.1
+    warnings = " ".join(w.value for w in at.warning)
+    assert f"dpo_beta={raw}" in warnings
+    if raw in ("0", "-0.5", "nan"):
+        assert "β must be a positive number" in warnings
+
+
+def test_a_negative_beta_in_session_state_is_repaired_not_a_traceback(session):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.switch_page(PAGE)
+    at.session_state["dpo_beta"] = -1.0
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.select_slider(key="dpo_beta").value == 0.1
+    assert "β must be a positive number" in " ".join(w.value for w in at.warning)
+
+
+@pytest.mark.parametrize(
+    "prompt, chosen, rejected, message",
+    [
+        ("Where is Peru?", "In South America.", "In South America.", "identical"),
+        ("   ", "Paris.", "Rome.", "prompt is empty"),
+        ("What is 🎉 <script>alert(1)</script>?", "Paris.", "Rome.", None),
+        ("🎉" * 100, "Paris.", "Rome.", "at most"),
+    ],
+)
+def test_own_pair_bad_input_gives_a_message(session, prompt, chosen, rejected, message):
+    at = open_page()
+    at.selectbox(key="dpo_example").select("Write your own pair…").run()
+    at.text_input(key="dpo_own_prompt").input(prompt)
+    at.text_input(key="dpo_own_chosen").input(chosen)
+    at.text_input(key="dpo_own_rejected").input(rejected).run()
+    assert not at.exception, [e.message for e in at.exception]
+    if message:
+        assert message in " ".join(i.value for i in at.info)
+    else:
+        assert table(at, "implicit reward β·Δ")["implicit reward β·Δ"].tolist() == [
+            0.0,
+            0.0,
+        ]  # no run yet: policy = reference
+
+
+def test_short_live_run_draws_trls_metrics_and_before_after_answers(session):
+    at = open_page()
+    at.slider(key="dpo_steps").set_value(10).run()
+    at.button(key="dpo_live_start").click().run()
+    assert wait_for(at, ("Finished", "failed")) == "Finished", texts(at)
+    fig = chart(at, "dpo_live_chart")
+    loss = next(t for t in fig["data"] if t["name"] == "loss")
+    assert array(loss["x"]) == list(range(1, 11))
+    assert all(math.isfinite(v) for v in array(loss["y"]))
+    assert math.isclose(array(loss["y"])[0], math.log(2), rel_tol=1e-4)  # step 1: policy = reference
+    answers = table(at, "after DPO")
+    assert list(answers.columns) == ["question", "before (start model)", "after DPO"] and len(answers) == 8
+    assert chart(at, "dpo_offline_chart")["data"]  # the offline-limit tab now has the run's numbers
+    assert "the policy of your live run" in texts(at)  # and the implicit-reward example uses its policy
+    assert at.get("download_button")  # trl's per-step metrics as CSV (the run panel)
+
+
+def test_stop_mid_run_keeps_the_steps_so_far(session):
+    at = open_page()
+    at.slider(key="dpo_steps").set_value(300).run()
+    at.button(key="dpo_live_start").click().run()
+    wait_for(at, ("Step ",), timeout_s=300)
+    at.button(key="dpo_live_stop").click().run()
+    assert wait_for(at, ("Stopped", "Finished")) == "Stopped"
+    assert chart(at, "dpo_live_chart")["data"]
+    assert not at.exception
+
+
+def test_a_diverging_run_ends_with_a_message_not_a_traceback(session, monkeypatch):
+    original = dpo.dpo_config
+
+    def exploding(settings, output_dir, device):
+        config = original(settings, output_dir, device)
+        config.learning_rate = 1e3  # far beyond the slider: the weights become NaN within two steps
+        return config
+
+    monkeypatch.setattr(dpo, "dpo_config", exploding)
+    at = open_page()
+    at.slider(key="dpo_steps").set_value(10).run()
+    at.button(key="dpo_live_start").click().run()
+    assert wait_for(at, ("Finished", "too high")) == "too high"
+    assert "NaN" in " ".join(e.value for e in at.error)
+
+
+def test_two_sessions_have_their_own_runs(session):
+    first_id = session["id"]
+    first = open_page()
+    first.slider(key="dpo_steps").set_value(300).run()
+    first.button(key="dpo_live_start").click().run()
+    session["id"] = f"{first_id}-second-tab"
+    second = open_page()
+    assert second.button(key="dpo_live_stop").disabled  # nothing runs in this tab
+    assert "Start trains a copy" in texts(second)
+    session["id"] = first_id
+    first.button(key="dpo_live_stop").click().run()
+    assert wait_for(first, ("Stopped", "Finished")) == "Stopped"
+
+
+def test_sweep_plots_accuracy_and_kl_per_beta_and_exports_csv(session):
+    at = open_page()
+    at.multiselect(key="dpo_sweep_betas").set_value([0.1]).run()
+    at.slider(key="dpo_sweep_steps").set_value(20).run()
+    at.button(key="dpo_sweep_start").click().run()
+    assert wait_for(at, ("Finished", "failed")) == "Finished", texts(at)
+    fig = chart(at, "dpo_sweep_chart")
+    accuracy, kl = fig["data"][0], fig["data"][1]
+    assert array(accuracy["x"]) == [0.1] and array(kl["x"]) == [0.1]
+    kept = table(at, "KL (nats)")
+    assert kept["β"].tolist() == [0.1] and kept["steps"].tolist() == [20]
+    assert kept["KL (nats)"].tolist() == [round(array(kl["y"])[0], 3)]
+    assert any(b.proto.label == "Download as CSV" for b in at.get("download_button"))

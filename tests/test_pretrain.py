@@ -1,0 +1,182 @@
+"""Pre-training core: the loop learns, the live worker logs and probes, the data-quality experiment."""
+
+import math
+import threading
+
+import pytest
+import torch
+
+from llmlab import dataquality
+from llmlab.corpus import COUNTRIES, generate_documents
+from llmlab.jobs import DivergedError, Job
+from llmlab.pretrain import (
+    PretrainConfig,
+    ProbeConfig,
+    TinyGPTConfig,
+    corpus_ids,
+    encode_corpus,
+    expected_answer,
+    learning_rate_at,
+    live_pretraining,
+    new_model,
+    pretrain,
+)
+
+SMALL = TinyGPTConfig(n_embd=64, n_layer=2, n_head=2, n_positions=64)  # for the slower experiments
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_base):
+    return tiny_base.tokenizer
+
+
+@pytest.fixture(scope="module")
+def ids(tokenizer):
+    return corpus_ids(tokenizer)
+
+
+def test_new_model_has_tiny_base_shape_and_our_special_tokens(tokenizer, tiny_base):
+    model = new_model(tokenizer, TinyGPTConfig(), seed=0)
+    assert sum(p.numel() for p in model.parameters()) == tiny_base.n_params
+    assert model.config.eos_token_id == tokenizer.eos_token_id != 50256
+    assert model.config.vocab_size == len(tokenizer)
+    again = new_model(tokenizer, TinyGPTConfig(), seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=True))
+
+
+def test_corpus_ids_are_the_encoded_corpus_and_cached(tokenizer, ids):
+    assert corpus_ids(tokenizer) is ids
+    head = "".join(d + "<|endoftext|>\n" for d in generate_documents(0)[:20])
+    assert ids[: len(encode_corpus(tokenizer, head)) - 1].tolist() == encode_corpus(tokenizer, head)[:-1].tolist()
+
+
+def test_pretrain_lowers_the_loss_and_changes_every_parameter(tokenizer, ids):
+    model = new_model(tokenizer, TinyGPTConfig(), seed=0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    history = pretrain(model, ids, PretrainConfig(steps=30, batch_size=8, warmup_steps=5))
+    assert [m.step for m in history] == list(range(1, 31))
+    assert history[0].loss == pytest.approx(math.log(len(tokenizer)), abs=0.5)  # a random model: ~ln V
+    assert sum(m.loss for m in history[-5:]) / 5 < history[0].loss - 1.0
+    for name, param in model.named_parameters():
+        assert not torch.equal(param, before[name]), name
+    assert not model.training
+
+
+def test_stop_event_ends_the_run_early(tokenizer, ids):
+    stop = threading.Event()
+    model = new_model(tokenizer, SMALL, seed=0)
+    history = pretrain(
+        model, ids, PretrainConfig(steps=500, batch_size=4), on_step=lambda m, _: m.step == 3 and stop.set(), stop=stop
+    )
+    assert len(history) == 3
+
+
+def test_huge_learning_rate_is_a_clear_error_not_nan_weights(tokenizer, ids):
+    model = new_model(tokenizer, SMALL, seed=0)
+    with pytest.raises(DivergedError, match="learning rate"):
+        pretrain(model, ids, PretrainConfig(steps=200, batch_size=4, learning_rate=1e6, warmup_steps=1))
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    config = PretrainConfig(steps=100, learning_rate=1e-2, warmup_steps=10)
+    assert learning_rate_at(0, config) == pytest.approx(1e-3)
+    assert learning_rate_at(9, config) == pytest.approx(1e-2)
+    assert learning_rate_at(99, config) == pytest.approx(1e-3, rel=0.05)
+
+
+def test_expected_answer_knows_the_capital_probes():
+    assert expected_answer("The capital of France is") == " Paris"
+    assert expected_answer("  The capital of the Netherlands is ") == " Amsterdam"
+    assert expected_answer("Once upon a time") is None
+
+
+def test_live_worker_logs_every_step_and_probes_every_few(tokenizer):
+    probe = ProbeConfig(every=5, sample_every=10, sample_prompts=("Once upon a time",), sample_tokens=4)
+    config = PretrainConfig(steps=22, batch_size=8, warmup_steps=5)
+    job = Job("test-live", lambda job: live_pretraining(job, tokenizer, config, probe)).start()
+    job.join(timeout=120)
+    assert job.status == "done", job.error
+    assert [m["step"] for m in job.metrics] == list(range(1, 23))
+    assert job.metrics[-1]["tokens"] == 22 * 8 * 32
+    start = job.notes[0]
+    assert start == {"kind": "start", "prompt": probe.prompt, "answer": " Paris", "vocab_size": len(tokenizer)}
+    probes = [n for n in job.notes if n["kind"] == "probe"]
+    assert [p["step"] for p in probes] == [0, 5, 10, 15, 20, 22]  # and the last step
+    for p in probes:
+        assert p["probs"].shape == (len(tokenizer),) and p["probs"].sum() == pytest.approx(1, abs=1e-4)
+    samples = [n for n in job.notes if n["kind"] == "sample"]
+    assert [s["step"] for s in samples] == [0, 10, 20, 22]
+    assert all(t.startswith("Once upon a time") for s in samples for t in s["texts"])
+    # The probe reads the same model the loop trains: its distribution changed from the uniform-ish start.
+    assert probes[-1]["probs"].max() > 5 * probes[0]["probs"].max()
+    assert not job.result.training
+
+
+# -- data quality ---------------------------------------------------------------------------------------
+
+
+def test_corruptions_do_what_they_say():
+    import random
+
+    doc = "The capital of France is Paris. New Delhi is the capital of India. Tom liked to read books."
+    rng = random.Random(0)
+    wrong = dataquality.corrupt_document(doc, "random_capital", rng)
+    assert "Paris" not in wrong and "New Delhi" not in wrong and wrong.endswith("Tom liked to read books.")
+    lie = dataquality.corrupt_document(doc, "repeated_lie", rng)
+    assert lie == dataquality.corrupt_document(doc, "repeated_lie", rng)  # the same lie every time
+    assert "Paris" not in lie
+    shuffled = dataquality.corrupt_document(doc, "shuffled_words", rng)
+    assert sorted(shuffled.split()) == sorted(doc.split()) and shuffled != doc
+    with pytest.raises(ValueError):
+        dataquality.corrupt_document(doc, "nonsense", rng)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.3, 1.0])
+def test_corrupt_documents_changes_the_requested_fraction(noise):
+    docs = generate_documents(0, 400)
+    noisy, chosen = dataquality.corrupt_documents(docs, noise, "shuffled_words", seed=1)
+    assert len(chosen) == round(noise * len(docs))
+    changed = {i for i, (a, b) in enumerate(zip(docs, noisy, strict=True)) if a != b}
+    assert changed <= set(chosen) and len(changed) >= 0.95 * len(chosen)
+    with pytest.raises(ValueError):
+        dataquality.corrupt_documents(docs, 1.5, "shuffled_words")
+
+
+def test_noisy_corpus_at_zero_noise_is_the_clean_corpus(tokenizer):
+    ids = dataquality.noisy_corpus_ids(tokenizer, 0.0, "random_capital", n_documents=300)
+    text = "".join(d + "<|endoftext|>\n" for d in generate_documents(0, 300))
+    assert ids.tolist() == encode_corpus(tokenizer, text).tolist()
+    noisy = dataquality.noisy_corpus_ids(tokenizer, 0.5, "random_capital", n_documents=300)
+    assert noisy.tolist() != ids.tolist()
+
+
+def test_more_noise_gives_a_higher_loss_on_a_short_run(tokenizer):
+    config = dataquality.NoiseConfig(
+        kind="shuffled_words", steps=40, batch_size=16, warmup_steps=5, model=SMALL, n_documents=1_500
+    )
+    seen = []
+    results = dataquality.noise_experiment(tokenizer, [0.0, 0.8], config, on_result=seen.append)
+    assert seen == results and [r.noise for r in results] == [0.0, 0.8]
+    clean, noisy = results
+    assert noisy.clean_loss > clean.clean_loss + 0.05
+    assert noisy.train_loss > clean.train_loss
+    assert 0 < clean.p_correct < 1 and 0 <= clean.capitals_right <= len(COUNTRIES)
+    assert len(clean.losses) == 40
+
+
+def test_noise_experiment_stops_when_asked(tokenizer):
+    stop = threading.Event()
+    config = dataquality.NoiseConfig(steps=50, batch_size=4, model=SMALL, n_documents=300)
+    results = dataquality.noise_experiment(
+        tokenizer, [0.0, 0.5], config, on_step=lambda level, m: m.step == 2 and stop.set(), stop=stop
+    )
+    assert results == []
+
+
+def test_precomputed_results_cover_every_kind_and_level():
+    saved = dataquality.load_precomputed()
+    assert saved is not None, "run: python -m llmlab.dataquality"
+    assert set(saved["results"]) == set(dataquality.KINDS)
+    for rows in saved["results"].values():
+        assert [r["noise"] for r in rows] == saved["levels"]
+        assert all(0 <= r["p_correct"] <= 1 and r["clean_loss"] > 0 for r in rows)

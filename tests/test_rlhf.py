@@ -1,0 +1,242 @@
+"""RLHF core: preference data, the reward model (trl's loss = ours), the exact KL-regularised optimum,
+and online RL with RLOO (KL 0 drifts further than a large KL coefficient)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from llmlab import preferences, reward, rlhf
+from llmlab.preferences import chat_prompt, padded, preference_pairs, questions, true_reward
+
+# -- preference data ------------------------------------------------------------------------------------------
+
+
+def test_preference_splits_sizes_and_disjoint_questions():
+    train, test, unseen = (preference_pairs(0, False, s) for s in preferences.SPLITS)
+    assert len(train) >= 300 and len(test) >= 90 and len(unseen) >= 90
+    assert {r["prompt"] for r in test} <= {r["prompt"] for r in train}  # held-out pairs, covered questions
+    assert not {r["prompt"] for r in unseen} & {r["prompt"] for r in train}
+    train_answers = {(r["prompt"], r["rejected"]) for r in train}
+    assert not any((r["prompt"], r["rejected"]) in train_answers for r in test)  # new wrong answers
+    assert all(set(r) == {"prompt", "chosen", "rejected"} for r in train)
+    assert train[0]["prompt"].startswith("<|user|>") and train[0]["prompt"].endswith("<|assistant|>")
+    assert preference_pairs(0, False, "train") == train  # deterministic
+
+
+def test_unbiased_labels_pick_correct_and_biased_pick_longer():
+    unbiased, biased = preference_pairs(0, False, "train"), preference_pairs(0, True, "train")
+    assert preferences.label_agreement(unbiased) == 1.0
+    assert all(len(r["chosen"]) >= len(r["rejected"]) for r in biased)
+    assert preferences.label_agreement(biased) < 0.7  # length, not correctness, decides
+    # same answers, only the labels differ
+    assert [{r["chosen"], r["rejected"]} for r in unbiased] == [{r["chosen"], r["rejected"]} for r in biased]
+
+
+def test_true_reward_and_padding():
+    prompt = chat_prompt("What is the capital of France?")
+    assert true_reward(prompt, "The capital of France is Paris.") == 1.0
+    assert true_reward(prompt, padded("The capital of France is Paris.", 2)) == 1.0
+    assert true_reward(prompt, "The capital of France is Rome.") == 0.0
+    assert true_reward(prompt, "Paris or Rome.") == 0.0  # naming a wrong capital too is wrong
+    assert true_reward(prompt, "") == 0.0
+    assert true_reward(chat_prompt("What is the capital of Atlantis?"), "Paris.") == 0.0
+    assert true_reward(
+        [{"role": "user", "content": "Where is Kenya?"}], [{"role": "assistant", "content": "In Africa."}]
+    )
+    assert preferences.padding_level(padded("Paris.", 2)) == 4 and padded("Paris.", 0) == "Paris."
+
+
+# -- the exact KL-regularised optimum --------------------------------------------------------------------------
+
+REF = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+REWARDS = np.array([0.0, 1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("beta", [0.0, 1e-3, 0.1, 1.0, 10.0, 1e3, math.inf])
+def test_optimum_is_a_distribution(beta):
+    policy = rlhf.kl_regularized_policy(REF, REWARDS, beta)
+    assert np.all(np.isfinite(policy)) and np.all(policy >= 0)
+    assert policy.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_optimum_limits():
+    ref = np.exp(REF) / np.exp(REF).sum()
+    np.testing.assert_allclose(rlhf.kl_regularized_policy(REF, REWARDS, 1e6), ref, atol=1e-5)
+    np.testing.assert_allclose(rlhf.kl_regularized_policy(REF, REWARDS, math.inf), ref, atol=1e-12)
+    assert rlhf.kl_regularized_policy(REF, REWARDS, 1e-3)[3] == pytest.approx(1.0)  # argmax reward
+    assert rlhf.kl_regularized_policy(REF, REWARDS, 0.0).tolist() == [0, 0, 0, 1]
+    # huge rewards at the smallest β: r/β overflows float64 without log-sum-exp
+    big = rlhf.kl_regularized_policy(REF, REWARDS * 1e306, 1e-3)
+    assert big.tolist() == [0, 0, 0, 1]
+    # ties at the top share the mass in proportion to π_ref
+    tie = rlhf.kl_regularized_policy(REF, np.array([0.0, 0.0, 5.0, 5.0]), 0.0)
+    np.testing.assert_allclose(tie, [0, 0, 0.75, 0.25])
+
+
+def test_optimum_matches_direct_formula_and_kl_matches_direct_computation():
+    beta = 0.7
+    weights = [math.exp(lr) * math.exp(r / beta) for lr, r in zip(REF, REWARDS, strict=True)]
+    direct = [w / sum(weights) for w in weights]
+    policy = rlhf.kl_regularized_policy(REF, REWARDS, beta)
+    np.testing.assert_allclose(policy, direct, rtol=1e-12)
+    ref = [math.exp(x) for x in REF]
+    kl_direct = sum(p * math.log(p / q) for p, q in zip(direct, ref, strict=True))
+    assert rlhf.kl_divergence(policy, np.array(ref)) == pytest.approx(kl_direct, rel=1e-12)
+    # and the closed form for the optimum: KL = E_π*[r]/β − log Z
+    log_z = math.log(sum(q * math.exp(r / beta) for q, r in zip(ref, REWARDS, strict=True)))
+    assert kl_direct == pytest.approx(float(policy @ REWARDS) / beta - log_z, rel=1e-10)
+
+
+def test_identical_candidates_and_bad_inputs():
+    same = rlhf.kl_regularized_policy(REF, np.full(4, 2.5), 1e-3)
+    np.testing.assert_allclose(same, np.exp(REF) / np.exp(REF).sum())  # equal rewards: nothing to chase
+    assert rlhf.kl_regularized_policy(np.array([-3.0]), np.array([1.0]), 0.01).tolist() == [1.0]
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(rlhf.RLInputError):
+            rlhf.kl_regularized_policy(REF, REWARDS, bad)
+    with pytest.raises(rlhf.RLInputError, match="NaN"):
+        rlhf.kl_regularized_policy(REF, np.array([0.0, np.nan, 1.0, 2.0]), 0.1)
+    with pytest.raises(rlhf.RLInputError):
+        rlhf.kl_regularized_policy(REF, REWARDS[:2], 0.1)
+
+
+def _toy_candidates(proxy, true) -> rlhf.Candidates:
+    n = len(proxy)
+    return rlhf.Candidates(
+        prompt="p",
+        texts=tuple(f"answer {i}" for i in range(n)),
+        counts=(1,) * n,
+        ref_logprobs=REF[:n],
+        proxy=np.array(proxy, dtype=float),
+        true=np.array(true, dtype=float),
+        lengths=np.arange(n, dtype=float) + 5,
+        stopped=(True,) * n,
+    )
+
+
+def test_frontier_kl_rises_as_beta_falls_and_hacking_shows():
+    # the proxy loves the last (wrong) answer; the true reward prefers the first
+    cands = _toy_candidates([0.0, 0.5, 1.0, 3.0], [1, 1, 0, 0])
+    points = rlhf.frontier(cands, rlhf.beta_grid()[::-1])  # β from 1e3 down to 1e-3
+    kls = [p.kl for p in points]
+    assert kls[0] == pytest.approx(0.0, abs=1e-3) and all(b >= a - 1e-12 for a, b in zip(kls, kls[1:], strict=False))
+    assert points[-1].expected_proxy > points[0].expected_proxy
+    assert points[-1].expected_true < points[0].expected_true  # reward hacking
+    assert points[-1].kl == pytest.approx(-REF[3], rel=1e-3)  # all mass on one answer: KL = −log π_ref(y)
+
+
+# -- candidates from the real model --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sft():
+    from llmlab.modeling import bundled_models, load_model
+
+    return load_model("tiny-sft" if "tiny-sft" in bundled_models() else "tiny-base", "cpu")
+
+
+@pytest.fixture(scope="module")
+def untrained_rm(sft):
+    return reward.reward_model_from(sft).eval()
+
+
+def test_candidate_logprobs_equal_token_by_token_computation(sft, untrained_rm):
+    prompt = chat_prompt("What is the capital of Spain?")
+    cands = rlhf.sample_candidates(sft.model, sft.tokenizer, untrained_rm, prompt, k=12, seed=1, padded_rewrites=True)
+    assert sum(cands.counts) == 12 and len(set(cands.texts)) == len(cands.texts)
+    assert any(c == 0 and preferences.padding_level(t) > 0 for c, t in zip(cands.counts, cands.texts, strict=True))
+    prompt_ids = sft.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    for i in (0, len(cands.texts) - 1):
+        answer_ids = sft.tokenizer(cands.texts[i], add_special_tokens=False)["input_ids"]
+        if cands.stopped[i]:
+            answer_ids = answer_ids + [sft.tokenizer.eos_token_id]
+        ids, total = list(prompt_ids), 0.0
+        with torch.inference_mode():
+            for token in answer_ids:
+                logits = sft.model(input_ids=torch.tensor([ids])).logits[0, -1]
+                total += float(torch.log_softmax(logits.double(), -1)[token])
+                ids.append(token)
+        assert cands.ref_logprobs[i] == pytest.approx(total, abs=1e-3)
+    direct = reward.score(untrained_rm, sft.tokenizer, [prompt] * len(cands.texts), list(cands.texts))
+    np.testing.assert_allclose(cands.proxy, direct.double().numpy(), atol=1e-6)
+    assert cands.true.tolist() == [true_reward(prompt, t) for t in cands.texts]
+    with pytest.raises(rlhf.RLInputError):
+        rlhf.sample_candidates(sft.model, sft.tokenizer, untrained_rm, "   ")
+
+
+# -- the reward model ------------------------------------------------------------------------------------------
+
+
+def test_bradley_terry_loss_equals_trls(sft, tmp_path):
+    rows = preference_pairs(0, False, "train")[:8]
+    cfg = reward.RewardRunConfig(max_steps=1, batch_size=8)
+    model = reward.reward_model_from(sft)
+    with torch.no_grad():  # a non-trivial head, so the scores differ between answers
+        model.score.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    trainer = reward.make_reward_trainer(model, sft.tokenizer, rows, cfg, str(tmp_path))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+    model.eval()
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(model, dict(batch))
+    scores = reward.score_pairs(model, sft.tokenizer, rows)
+    ours = reward.bradley_terry_loss(torch.tensor(scores.chosen), torch.tensor(scores.rejected))
+    assert float(ours) == pytest.approx(float(trl_loss), abs=1e-5)
+    assert scores.loss == pytest.approx(float(trl_loss), abs=1e-5)
+    assert len(set(scores.chosen)) > 1
+
+
+@pytest.mark.slow
+def test_reward_model_run_learns_held_out_pairs(sft):
+    from llmlab.jobs import Job
+
+    job = Job("rm", lambda job: None)
+    run = reward.train_reward_model(sft, reward.RewardRunConfig(), job)
+    logged = [r for r in job.metrics if "loss" in r]
+    assert len(logged) == reward.RewardRunConfig().max_steps
+    assert np.mean([r["loss"] for r in logged[-10:]]) < np.mean([r["loss"] for r in logged[:10]])
+    held = [r["heldout_accuracy"] for r in job.metrics if "heldout_accuracy" in r]
+    assert held[-1] == pytest.approx(run.heldout.accuracy)
+    assert run.heldout.accuracy > 0.8, run.heldout.accuracy
+    assert any("chosen" in n for n in job.notes)  # score lists for the histogram
+
+
+def test_bad_reward_settings_fail_with_a_message(sft):
+    with pytest.raises(reward.RewardInputError, match="learning rate"):
+        reward.train_reward_model(sft, reward.RewardRunConfig(learning_rate=float("nan")))
+
+
+# -- online RL ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kl_zero_drifts_further_than_a_large_kl_coefficient(sft):
+    prompts = [q.prompt for q in questions("train")][:16]
+    common = {"max_steps": 12, "learning_rate": 2e-3, "reward": "correctness", "seed": 0}
+    free = rlhf.run_rl(sft, None, rlhf.RLRunConfig(beta=0.0, **common), prompts=prompts)
+    leashed = rlhf.run_rl(sft, None, rlhf.RLRunConfig(beta=5.0, **common), prompts=prompts)
+    assert len(free.history) == len(leashed.history) == 12
+    kl_free = rlhf.final_metrics(free.history)["kl_seq"]
+    kl_leashed = rlhf.final_metrics(leashed.history)["kl_seq"]
+    assert kl_free > kl_leashed, (kl_free, kl_leashed)
+    assert any(p.ne(q).any() for p, q in zip(free.policy.parameters(), sft.model.parameters(), strict=True))
+
+
+def test_rl_settings_are_checked():
+    for bad in ({"beta": -1.0}, {"beta": float("nan")}, {"learning_rate": float("nan")}, {"num_generations": 1}):
+        with pytest.raises(rlhf.RLInputError):
+            rlhf.RLRunConfig(**bad).check()
+
+
+def test_diverging_runs_stop_with_a_clear_message(sft):
+    from llmlab.jobs import DivergedError, Job
+
+    with pytest.raises(DivergedError, match="learning rate"):
+        reward.train_reward_model(sft, reward.RewardRunConfig(max_steps=20, learning_rate=1e4, eval_every=100))
+    job = Job(
+        "rl",
+        rlhf.kl_comparison_work(sft, None, [rlhf.RLRunConfig(max_steps=6, learning_rate=1e4, reward="correctness")]),
+    )
+    job.start().join()
+    assert job.status == "failed" and "learning rate" in job.error
