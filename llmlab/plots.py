@@ -482,24 +482,28 @@ def score_histogram(chosen: Sequence[float], rejected: Sequence[float], title: s
 
 def policy_bars(labels: Sequence[str], ref: Sequence[float], optimum: Sequence[float], title: str) -> go.Figure:
     """π_ref vs π* over the same candidate answers (horizontal, one row per answer, labels escaped)."""
-    shown = [html.escape(t if len(t) <= 70 else t[:67] + "…") for t in labels]
-    rows = [f"{n + 1}. {t}" for n, t in enumerate(shown)]  # numbered: identical-looking labels stay apart
     fig = go.Figure()
-    fig.add_bar(y=rows, x=list(ref), orientation="h", name="π_ref (SFT model)", marker_color=MUTED)
-    fig.add_bar(
-        y=rows,
-        x=list(optimum),
-        orientation="h",
-        name="π* (KL-regularised optimum)",
-        marker_color=HIGHLIGHT,
-        text=[f"{p:.1%}" for p in optimum],
-        textposition="outside",
-        cliponaxis=False,
-    )
+    fig.add_bar(y=[], x=[], orientation="h", name="π_ref (SFT model)", marker_color=MUTED)
+    fig.add_bar(y=[], x=[], orientation="h", name="π* (KL-regularised optimum)", marker_color=HIGHLIGHT,
+                textposition="outside", cliponaxis=False)  # fmt: skip
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1.12], tickformat=".0%")
-    fig = style(fig, title, "probability of the answer", "candidate answer", height=110 + 34 * len(rows))
+    fig = style(fig, title, "probability of the answer", "candidate answer")
     fig.update_layout(barmode="group", showlegend=True)
+    return update_policy_bars(fig, labels, ref, optimum, title)
+
+
+def update_policy_bars(
+    fig: go.Figure, labels: Sequence[str], ref: Sequence[float], optimum: Sequence[float], title: str
+) -> go.Figure:
+    """New rows and values for a `policy_bars` figure, in place: far cheaper than building a figure
+    (the β slider redraws this on every move)."""
+    shown = [html.escape(t if len(t) <= 70 else t[:67] + "…") for t in labels]
+    rows = [f"{n + 1}. {t}" for n, t in enumerate(shown)]  # numbered: identical-looking labels stay apart
+    fig.data[0].update(y=rows, x=list(ref))
+    fig.data[1].update(y=rows, x=list(optimum), text=[f"{p:.1%}" for p in optimum])
+    fig.layout.title.text = html.escape(title)
+    fig.layout.height = 110 + 34 * len(rows)
     return fig
 
 
@@ -527,4 +531,11 @@ def kl_sweep_frontier(
     fig.update_yaxes(title_text="share of correct answers", range=[-0.03, 1.05], tickformat=".0%", secondary_y=True)
     fig.update_xaxes(rangemode="tozero")
     fig.update_layout(showlegend=True)
+    return fig
+
+
+def move_frontier_marker(fig: go.Figure, kl: float, proxy: float, true: float) -> go.Figure:
+    """Move the current-β markers of a `kl_sweep_frontier` figure, in place (the curves do not depend on β)."""
+    fig.data[2].update(x=[kl], y=[proxy])
+    fig.data[3].update(x=[kl], y=[true])
     return fig

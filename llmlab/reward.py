@@ -74,7 +74,7 @@ class RewardRunConfig:
         default=False,
         metadata={"help": "Train on the biased labels: the longer (polite-padded) answer wins, right or wrong."},
     )
-    eval_every: int = field(default=20, metadata={"help": "Score the held-out pairs every this many steps."})
+    eval_every: int = field(default=25, metadata={"help": "Score the held-out pairs every this many steps."})
     seed: int = 0
 
     def check(self) -> None:
@@ -262,16 +262,15 @@ def train_reward_model(loaded: LoadedModel, cfg: RewardRunConfig, job: Job | Non
     """Train a reward model from `loaded` (the SFT model) with trl's RewardTrainer.
 
     With a `job`, every trl log line (loss, accuracy, margin) and the held-out accuracy go to `job.metrics`,
-    score lists to `job.notes`, and the run stops when the job is asked to."""
+    score lists to `job.notes`, and the run stops when the job is asked to. A NaN loss raises DivergedError."""
     cfg.check()
     rows = preference_pairs(cfg.seed, cfg.biased, "train")
     rows = random.Random(cfg.seed).sample(rows, min(cfg.train_pairs, len(rows)))  # fewer pairs: a random subset
     test = preference_pairs(cfg.seed, cfg.biased, "test")
     start = time.perf_counter()
     model = reward_model_from(loaded)
-    callbacks: list[TrainerCallback] = []
-    if job is not None:
-        callbacks = [JobCallback(job), _HeldOutProbe(job, loaded.tokenizer, test, cfg.eval_every)]
+    job = job or Job("reward-model", lambda job: None)  # not started: it only collects the metrics
+    callbacks = [JobCallback(job), _HeldOutProbe(job, loaded.tokenizer, test, cfg.eval_every)]
     with tempfile.TemporaryDirectory(prefix="llmlab-rm-") as out:
         trainer = make_reward_trainer(model, loaded.tokenizer, rows, cfg, out, callbacks)
         trainer.train()

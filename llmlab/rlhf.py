@@ -63,6 +63,7 @@ class Candidates:
     true: np.ndarray  # (N,) the verifiable reward (1 = correct), see preferences.true_reward
     lengths: np.ndarray  # (N,) answer length in tokens
     stopped: tuple[bool, ...]  # ended with the end-of-text token (else cut at max_new_tokens)
+    padding: np.ndarray  # (N,) polite phrases in each answer
 
     @property
     def ref_policy(self) -> np.ndarray:
@@ -165,6 +166,7 @@ def sample_candidates(
         true=np.array([true_reward(prompt, t) for t in texts], dtype=float),
         lengths=np.array([e["length"] for e in entries], dtype=float),
         stopped=tuple(e["stopped"] for e in entries),
+        padding=np.array([padding_level(t) for t in texts], dtype=float),
     )
 
 
@@ -228,7 +230,6 @@ def sweep_point(cands: Candidates, beta: float) -> SweepPoint:
     log_policy = log_kl_regularized_policy(cands.ref_logprobs, cands.proxy, beta)
     policy = np.exp(log_policy)
     log_ref = log_kl_regularized_policy(cands.ref_logprobs, np.zeros_like(cands.proxy), math.inf)
-    padding = np.array([padding_level(t) for t in cands.texts], dtype=float)
     return SweepPoint(
         beta=beta,
         policy=policy,
@@ -236,13 +237,47 @@ def sweep_point(cands: Candidates, beta: float) -> SweepPoint:
         expected_proxy=float(policy @ cands.proxy),
         expected_true=float(policy @ cands.true),
         expected_length=float(policy @ cands.lengths),
-        expected_padding=float(policy @ padding),
+        expected_padding=float(policy @ cands.padding),
     )
 
 
-def frontier(cands: Candidates, betas: Sequence[float]) -> list[SweepPoint]:
-    """The reward-vs-KL frontier: the optimum at each β (from β = ∞, KL 0, to β → 0, the best candidate)."""
-    return [sweep_point(cands, b) for b in betas]
+@dataclass(frozen=True)
+class Frontier:
+    """The optimum's scores over a grid of β (arrays of the grid's length); β-independent, so computed once
+    per candidate set and only the current β's marker moves."""
+
+    betas: np.ndarray
+    kl: np.ndarray  # KL(π* ‖ π_ref), nats
+    expected_proxy: np.ndarray
+    expected_true: np.ndarray
+    expected_length: np.ndarray
+    expected_padding: np.ndarray
+
+
+def frontier(cands: Candidates, betas: Sequence[float]) -> Frontier:
+    """The reward-vs-KL frontier: the optimum at every β of the grid at once, (B, N) in log space."""
+    betas = np.asarray(betas, dtype=float)
+    if np.any(np.isnan(betas)) or np.any(betas <= 0):
+        raise RLInputError("The frontier's β values must be positive numbers.")
+    if not np.all(np.isfinite(cands.proxy)):
+        raise RLInputError("A reward is NaN or infinite: the reward model has diverged.")
+    log_ref = log_kl_regularized_policy(cands.ref_logprobs, np.zeros_like(cands.proxy), math.inf)  # (N,)
+    best_only = log_ref + np.where(cands.proxy == cands.proxy.max(), 0.0, -np.inf)  # the β → 0 limit
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        logits = log_ref[None, :] + cands.proxy[None, :] / betas[:, None]  # (B, N)
+        overflowed = ~np.all(np.isfinite(logits[:, np.isfinite(log_ref)]), axis=1)
+        logits[overflowed] = best_only
+        log_policy = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)  # (B, N)
+        policy = np.exp(log_policy)
+        kl = np.where(policy > 0, policy * (log_policy - log_ref[None, :]), 0.0).sum(axis=1)  # (B,)
+    return Frontier(
+        betas=betas,
+        kl=kl,
+        expected_proxy=policy @ cands.proxy,
+        expected_true=policy @ cands.true,
+        expected_length=policy @ cands.lengths,
+        expected_padding=policy @ cands.padding,
+    )
 
 
 def beta_grid(n: int = 61) -> np.ndarray:
@@ -276,7 +311,7 @@ class RLRunConfig:
         default=4,
         metadata={"help": "Answers sampled per question; each is judged against the mean of the others (RLOO)."},
     )
-    max_completion_length: int = field(default=32, metadata={"help": "Longest answer sampled, in tokens."})
+    max_completion_length: int = field(default=24, metadata={"help": "Longest answer sampled, in tokens."})
     reward: str = field(
         default="reward model",
         metadata={"help": "What the policy maximises: the reward model's score, or verifiable correctness."},

@@ -315,16 +315,32 @@ def score_box() -> None:
 
 
 @st.cache_resource(max_entries=64, show_spinner="Sampling answers and scoring them (once per question)…")
-def cached_candidates(
+def cached_sweep(
     policy: str, device: str, reward_choice: str, _reward: reward.RewardRun, reward_id: int,
     question: str, k: int, temperature: float, rewrites: bool,
-) -> rlhf.Candidates:  # fmt: skip
-    """Candidates, their π_ref log-probs and rewards per prompt: a β change never calls a model."""
+) -> tuple[rlhf.Candidates, rlhf.Frontier]:  # fmt: skip
+    """Candidates (π_ref log-probs, rewards) and the frontier, once per prompt: a β change calls no model.
+    Raises RLInputError (e.g. NaN scores from a diverged reward model)."""
     shared = shared_model(policy, device)
-    return rlhf.sample_candidates(
+    cands = rlhf.sample_candidates(
         shared.model, shared.tokenizer, _reward.model, preferences.chat_prompt(question),
         k=k, temperature=temperature, padded_rewrites=rewrites,
     )  # fmt: skip
+    return cands, rlhf.frontier(cands, rlhf.beta_grid(121))
+
+
+def sweep_figures(key: tuple, cands: rlhf.Candidates, curve: rlhf.Frontier) -> tuple:
+    """The two sweep figures, built once per session and candidate set. A β move only updates them in place:
+    building a plotly figure costs ~50 ms, which would spend the slider's whole budget."""
+    kept = st.session_state.get("_rl_sweep_figures")
+    if kept is None or kept[0] != key:
+        bars = plots.policy_bars([], [], [], "")
+        frontier = plots.kl_sweep_frontier(
+            curve.kl, curve.expected_proxy, curve.expected_true, (0.0, 0.0, 0.0),
+            "Reward vs KL frontier, β from 1000 (left) to 0.001 (right)",
+        )  # fmt: skip
+        kept = st.session_state["_rl_sweep_figures"] = (key, bars, frontier)
+    return kept[1], kept[2]
 
 
 @st.fragment
@@ -355,10 +371,10 @@ def sweep_tab() -> None:
     )  # fmt: skip
     urlstate.publish(SETTINGS)
     run = reward_model_for(choice)
+    key = (POLICY, sft.device, choice, id(run), question, k, temperature, rewrites)
     try:
-        cands = cached_candidates(POLICY, sft.device, choice, run, id(run), question, k, temperature, rewrites)
+        cands, curve = cached_sweep(*key[:3], run, *key[3:])
         point = rlhf.sweep_point(cands, beta)
-        curve = rlhf.frontier(cands, rlhf.beta_grid(121))
     except rlhf.RLInputError as err:
         st.error(str(err), icon="⚠️")
         return
@@ -378,35 +394,29 @@ def sweep_tab() -> None:
     m[3].metric("E[length]", f"{point.expected_length:.1f} tokens")
     m[4].metric("E[polite phrases]", f"{point.expected_padding:.2f}")
     order = sorted(range(len(cands.texts)), key=lambda i: -max(ref[i], point.policy[i]))[:12]
-    st.plotly_chart(
-        plots.policy_bars(
-            [("✓ " if cands.true[i] else "✗ ") + cands.texts[i] for i in order],
-            [ref[i] for i in order],
-            [point.policy[i] for i in order],
-            f"π_ref vs π* at β = {beta:g} ({len(cands.texts)} distinct answers, top {len(order)} shown)",
-        ),
-        key="rl_sweep_bars",
+    bars, frontier = sweep_figures(key, cands, curve)
+    plots.update_policy_bars(
+        bars,
+        [("✓ " if cands.true[i] else "✗ ") + cands.texts[i] for i in order],
+        [ref[i] for i in order],
+        [point.policy[i] for i in order],
+        f"π_ref vs π* at β = {beta:g} ({len(cands.texts)} distinct answers, top {len(order)} shown)",
     )
-    st.plotly_chart(
-        plots.kl_sweep_frontier(
-            [p.kl for p in curve],
-            [p.expected_proxy for p in curve],
-            [p.expected_true for p in curve],
-            (point.kl, point.expected_proxy, point.expected_true),
-            "Reward vs KL frontier, β from 1000 (left) to 0.001 (right)",
-        ),  # fmt: skip
-        key="rl_sweep_frontier",
-    )
-    low, high = curve[0], curve[-1]  # β = 0.001 and β = 1000
+    plots.move_frontier_marker(frontier, point.kl, point.expected_proxy, point.expected_true)
+    st.plotly_chart(bars, key="rl_sweep_bars")
+    st.plotly_chart(frontier, key="rl_sweep_frontier")
+    # grid[0] is β = 0.001, grid[-1] is β = 1000
+    low_proxy, high_proxy = curve.expected_proxy[0], curve.expected_proxy[-1]
+    low_true, high_true = curve.expected_true[0], curve.expected_true[-1]
     verdict = (
         "The score rises while correct answers fall: reward hacking, which only the KL penalty holds back."
-        if low.expected_proxy > high.expected_proxy and low.expected_true < high.expected_true
+        if low_proxy > high_proxy and low_true < high_true
         else "Here chasing the score does not cost correctness; try the biased reward model or another question."
     )
     st.caption(
-        f"✓ = correct answer. From β = 1000 to β = 0.001, E[reward-model score] goes {high.expected_proxy:.2f} → "
-        f"{low.expected_proxy:.2f}, correct answers {high.expected_true:.0%} → {low.expected_true:.0%}, polite "
-        f"phrases {high.expected_padding:.1f} → {low.expected_padding:.1f} per answer. {verdict}"
+        f"✓ = correct answer. From β = 1000 to β = 0.001, E[reward-model score] goes {high_proxy:.2f} → "
+        f"{low_proxy:.2f}, correct answers {high_true:.0%} → {low_true:.0%}, polite phrases "
+        f"{curve.expected_padding[-1]:.1f} → {curve.expected_padding[0]:.1f} per answer. {verdict}"
     )
     with st.expander("Show the code"):
         st.code(
@@ -476,7 +486,7 @@ def rl_tab() -> None:
 
 trainer = RLOOTrainer(model=copy_of_sft, reward_funcs=judge, train_dataset=Dataset.from_list(prompts),
                       args=RLOOConfig(beta=1.0, num_generations=4, per_device_train_batch_size=16,
-                                      learning_rate=5e-4, max_completion_length=32, ...))
+                                      learning_rate=5e-4, max_completion_length=24, ...))
 trainer.train()     # reward − β·Σ log π/π_ref per answer; advantage = reward − mean of the other 3""",
             language="python",
         )

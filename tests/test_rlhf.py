@@ -113,18 +113,27 @@ def _toy_candidates(proxy, true) -> rlhf.Candidates:
         true=np.array(true, dtype=float),
         lengths=np.arange(n, dtype=float) + 5,
         stopped=(True,) * n,
+        padding=np.arange(n, dtype=float),
     )
 
 
 def test_frontier_kl_rises_as_beta_falls_and_hacking_shows():
     # the proxy loves the last (wrong) answer; the true reward prefers the first
     cands = _toy_candidates([0.0, 0.5, 1.0, 3.0], [1, 1, 0, 0])
-    points = rlhf.frontier(cands, rlhf.beta_grid()[::-1])  # β from 1e3 down to 1e-3
-    kls = [p.kl for p in points]
-    assert kls[0] == pytest.approx(0.0, abs=1e-3) and all(b >= a - 1e-12 for a, b in zip(kls, kls[1:], strict=False))
-    assert points[-1].expected_proxy > points[0].expected_proxy
-    assert points[-1].expected_true < points[0].expected_true  # reward hacking
-    assert points[-1].kl == pytest.approx(-REF[3], rel=1e-3)  # all mass on one answer: KL = −log π_ref(y)
+    betas = rlhf.beta_grid()[::-1]  # β from 1e3 down to 1e-3
+    curve = rlhf.frontier(cands, betas)
+    assert curve.kl[0] == pytest.approx(0.0, abs=1e-3) and np.all(np.diff(curve.kl) >= -1e-12)
+    assert curve.expected_proxy[-1] > curve.expected_proxy[0]
+    assert curve.expected_true[-1] < curve.expected_true[0]  # reward hacking
+    assert curve.kl[-1] == pytest.approx(-REF[3], rel=1e-3)  # all mass on one answer: KL = −log π_ref(y)
+    # the vectorised frontier equals the optimum computed one β at a time
+    for i in (0, 30, len(betas) - 1):
+        point = rlhf.sweep_point(cands, betas[i])
+        assert curve.kl[i] == pytest.approx(point.kl, abs=1e-9)
+        assert curve.expected_proxy[i] == pytest.approx(point.expected_proxy, abs=1e-9)
+        assert curve.expected_padding[i] == pytest.approx(point.expected_padding, abs=1e-9)
+    huge = rlhf.frontier(_toy_candidates([0.0, 1e306, 2e306, 3e306], [1, 1, 0, 0]), [1e-3, 1.0])
+    assert np.all(np.isfinite(huge.kl)) and huge.kl[0] == pytest.approx(-REF[3])
 
 
 # -- candidates from the real model --------------------------------------------------------------------------
@@ -233,10 +242,10 @@ def test_diverging_runs_stop_with_a_clear_message(sft):
     from llmlab.jobs import DivergedError, Job
 
     with pytest.raises(DivergedError, match="learning rate"):
-        reward.train_reward_model(sft, reward.RewardRunConfig(max_steps=20, learning_rate=1e4, eval_every=100))
+        reward.train_reward_model(sft, reward.RewardRunConfig(max_steps=20, learning_rate=1e30, eval_every=100))
     job = Job(
         "rl",
-        rlhf.kl_comparison_work(sft, None, [rlhf.RLRunConfig(max_steps=6, learning_rate=1e4, reward="correctness")]),
+        rlhf.kl_comparison_work(sft, None, [rlhf.RLRunConfig(max_steps=6, learning_rate=1e30, reward="correctness")]),
     )
     job.start().join()
     assert job.status == "failed" and "learning rate" in job.error
