@@ -295,7 +295,8 @@ _cache_lock = threading.Lock()
 def _cache_key(loaded: LoadedModel, cfg: RewardRunConfig) -> str:
     weights = Path(loaded.source) / "model.safetensors"
     stamp = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}" if weights.is_file() else loaded.source
-    text = json.dumps({"source": loaded.source, "stamp": stamp, "cfg": asdict(cfg), "data": DATA_VERSION})
+    settings = {k: v for k, v in asdict(cfg).items() if k != "eval_every"}  # probing does not change the model
+    text = json.dumps({"source": loaded.source, "stamp": stamp, "cfg": settings, "data": DATA_VERSION})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
