@@ -39,7 +39,8 @@ class TinyGPTConfig:
 @dataclass(frozen=True)
 class PretrainConfig:
     """One pre-training run. The defaults are the live demo's: " Paris" stays the top-1 of "The capital of
-    France is" from step ~180 (~185k tokens, ~25 s on 2 idle cores); the schedule runs on to 600 steps."""
+    France is" from step ~180 (~185k tokens: ~20-25 s at the 7-10k tokens/s of 2 quiet cores; see
+    bench/bench_pretraining.py); the schedule runs on to 600 steps for those who keep watching."""
 
     steps: int = field(
         default=600, metadata={"help": "Optimizer steps; the learning rate decays over them (cosine to 10%)."}
