@@ -106,12 +106,11 @@ def run(quick: bool = False) -> list[Row]:
     start = load_model(START, "cpu")
     train = preferences.preference_pairs(seed=0, split="train")
     heldout = preferences.preference_pairs(seed=0, split="test")
-    unseen = preferences.preference_pairs(seed=0, split="unseen")
     rows = []
 
     default = dpo.DPOSettings()
     cpu = time.process_time()
-    job = Job("bench-dpo", dpo.dpo_work(start, train, heldout, default, preferences.true_reward, unseen))
+    job = Job("bench-dpo", dpo.dpo_work(start, train, heldout, default, preferences.true_reward))
     job.start().join()
     assert job.status == "done", job.error
     outcome, cpu = job.result, time.process_time() - cpu

@@ -696,13 +696,9 @@ class DPOOutcome:
     """A finished live run: the trained policy (kept for the other tabs) and its before/after evaluation."""
 
     run: DPORun
-    reports: list[SplitReport]  # [held-out pairs on covered questions, (unseen questions)]
+    heldout: SplitReport  # policy vs start model on held-out pairs
     answers: list[dict[str, str]]  # question, before, after (greedy)
     wall_s: float  # the whole job: training plus evaluation
-
-    @property
-    def heldout(self) -> SplitReport:
-        return self.reports[0]
 
 
 def dpo_work(
@@ -711,27 +707,68 @@ def dpo_work(
     heldout_pairs: Sequence[Pair],
     settings: DPOSettings,
     reward_fn: RewardFn | None = None,
-    unseen_pairs: Sequence[Pair] = (),
-    answer_questions: int = 4,
+    answer_questions: int = 6,
 ) -> Callable[[Job], DPOOutcome]:
-    """The live run as a Job's work function: train, then compare policy and start model on held-out pairs
-    (and on pairs about questions the training pairs never cover, if given)."""
+    """The live run as a Job's work function: train, then compare policy and start model on held-out pairs."""
 
     def work(job: Job) -> DPOOutcome:
         started = time.perf_counter()
         run = train_dpo(start, train_pairs, settings, job)
         tok = start.tokenizer
-        reports = [compare_on("held-out pairs", run.policy, run.reference, tok, heldout_pairs, reward_fn)]
-        if unseen_pairs:
-            reports.append(compare_on("unseen questions", run.policy, run.reference, tok, unseen_pairs, reward_fn))
-        shown = unique_prompts(heldout_pairs)[:answer_questions] + unique_prompts(unseen_pairs)[:answer_questions]
+        heldout = compare_on("held-out pairs", run.policy, run.reference, tok, heldout_pairs, reward_fn)
+        shown = unique_prompts(heldout_pairs)[:answer_questions]
         answers = [
             {"question": prompt_text(p), "before (start model)": b, "after DPO": a}
             for p, b, a in zip(
                 shown, greedy_answers(run.reference, tok, shown), greedy_answers(run.policy, tok, shown), strict=True
             )
         ]
-        return DPOOutcome(run=run, reports=reports, answers=answers, wall_s=time.perf_counter() - started)
+        return DPOOutcome(run=run, heldout=heldout, answers=answers, wall_s=time.perf_counter() - started)
+
+    return work
+
+
+@dataclass
+class CoverageOutcome:
+    """A run trained only on some groups of questions, scored on held-out pairs of every group."""
+
+    run: DPORun
+    covered: tuple[str, ...]  # the groups the training pairs came from
+    train_pairs: int
+    reports: list[SplitReport]  # one per group, named after it
+
+
+def coverage_work(
+    start: LoadedModel,
+    train_pairs: Sequence[Pair],
+    eval_pairs: Sequence[Pair],
+    settings: DPOSettings,
+    group_of: Callable[[Pair], str],
+    covered: Sequence[str],
+    reward_fn: RewardFn | None = None,
+) -> Callable[[Job], CoverageOutcome]:
+    """The offline limit as a Job's work function: DPO on the pairs of the `covered` groups only (e.g. capital
+    questions), then held-out accuracy, KL and true reward per group. DPO never samples its own answers, so
+    on groups its pairs do not reach nothing steers it: whatever moves there is a side effect."""
+    subset = [p for p in train_pairs if group_of(p) in covered]
+    if not subset:
+        raise PairError("No training pair is about the chosen kind of question: pick at least one kind.")
+
+    def work(job: Job) -> CoverageOutcome:
+        run = train_dpo(start, subset, settings, job)
+        groups = list(dict.fromkeys(group_of(p) for p in eval_pairs))
+        reports = [
+            compare_on(
+                group,
+                run.policy,
+                run.reference,
+                start.tokenizer,
+                [p for p in eval_pairs if group_of(p) == group],
+                reward_fn,
+            )
+            for group in groups
+        ]
+        return CoverageOutcome(run=run, covered=tuple(covered), train_pairs=len(subset), reports=reports)
 
     return work
 
@@ -920,7 +957,28 @@ class FrontierPoint:
     models_in_memory: int  # models held while training
 
 
-RLHF_MODELS_IN_MEMORY = 3  # policy + frozen reference + reward model (RLOO needs no value model)
+def rlhf_models_in_memory(beta: float, reward_model: bool) -> int:
+    """Models RLOO holds while training: the policy, a frozen reference when β > 0 (for the KL penalty), and
+    the reward model when the reward is learned (RLOO needs no value model, unlike PPO)."""
+    return 1 + (beta > 0) + reward_model
+
+
+def rlhf_point(
+    run: Any, start: LoadedModel, heldout_pairs: Sequence[Pair], reward_fn: RewardFn | None, extra_s: float = 0.0
+) -> FrontierPoint:
+    """An `llmlab.rlhf.RLRun` (the RLHF page's online runs) scored exactly like the DPO policies."""
+    report = compare_on("held-out pairs", run.policy, start.model, start.tokenizer, heldout_pairs, reward_fn)
+    learned = run.config.reward == "reward model"
+    return FrontierPoint(
+        method="RLHF (reward model + RLOO)" if learned else "RL on the true reward (RLOO)",
+        beta=run.config.beta,
+        kl=report.kl,
+        reward=report.reward_after,
+        reference_reward=report.reward_before,
+        train_s=run.seconds,
+        extra_s=extra_s,
+        models_in_memory=rlhf_models_in_memory(run.config.beta, learned),
+    )
 
 
 def rlhf_frontier_work(
@@ -952,17 +1010,7 @@ def rlhf_frontier_work(
             run = run_rl(start, reward_run, config, job)
             if job.should_stop and len(run.history) < config.max_steps:
                 break
-            report = compare_on("held-out pairs", run.policy, start.model, start.tokenizer, heldout_pairs, reward_fn)
-            point = FrontierPoint(
-                method="RLHF (reward model + RLOO)",
-                beta=config.beta,
-                kl=report.kl,
-                reward=report.reward_after,
-                reference_reward=report.reward_before,
-                train_s=run.seconds,
-                extra_s=reward_s,
-                models_in_memory=RLHF_MODELS_IN_MEMORY,
-            )
+            point = rlhf_point(run, start, heldout_pairs, reward_fn, extra_s=reward_s)
             points.append(point)
             job.note(point=point)
         return points

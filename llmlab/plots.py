@@ -276,34 +276,45 @@ def dpo_loss_chart(curves: Sequence[tuple[float, Sequence[float], Sequence[float
         "DPO loss (solid) and gradient weight σ(−β·margin) (dotted) for several β",
         "margin = log-ratio of chosen − log-ratio of rejected (nats)",
         "loss −log σ(β·margin) (nats)",
-        height=420,
+        height=460,
     )
-    fig.update_yaxes(title_text="gradient weight σ(−β·margin) (0–1)", range=[0, 1.02], secondary_y=True)
-    fig.update_layout(showlegend=True)
-    return fig
+    fig.update_yaxes(
+        title_text="gradient weight σ(−β·margin) (0–1)",
+        range=[0, 1.02],
+        tickvals=[0, 0.25, 0.5, 0.75, 1],
+        showgrid=False,
+        secondary_y=True,
+    )
+    return legend_below(fig)
 
 
-DPO_PANELS = (  # (subplot title, y-axis title, [(trl metric key, legend name)])
-    ("Loss", "DPO loss (nats)", [("loss", "loss")]),
+DPO_PANELS = (  # (panel title, y-axis title with units, [(trl metric key, legend name)])
+    ("Loss", "loss (nats)", [("loss", "loss")]),
     (
         "Implicit rewards β·log π/π_ref",
-        "implicit reward (nats × β)",
+        "β × nats",
         [("rewards/chosen", "chosen"), ("rewards/rejected", "rejected"), ("rewards/margins", "margin")],
     ),
-    ("Reward accuracy (batch)", "pairs ranked right (%)", [("rewards/accuracies", "accuracy")]),
-    ("Log-probs of the answers", "log π(answer) (nats)", [("logps/chosen", "chosen"), ("logps/rejected", "rejected")]),
+    ("Reward accuracy of the batch", "% right", [("rewards/accuracies", "accuracy")]),
+    ("Log-probs of the answers", "log π (nats)", [("logps/chosen", "chosen"), ("logps/rejected", "rejected")]),
 )
 
 
 def dpo_run_curves(steps: Sequence[float], metrics: dict[str, Sequence[float]], title: str) -> go.Figure:
-    """trl's per-step DPO metrics as four panels: loss, implicit rewards, reward accuracy, answer log-probs."""
+    """trl's per-step DPO metrics as four stacked panels sharing the step axis: loss, implicit rewards,
+    reward accuracy, answer log-probs (stacked, so it stays readable in a narrow column)."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[html.escape(p[0]) for p in DPO_PANELS], vertical_spacing=0.16)
+    fig = make_subplots(
+        rows=len(DPO_PANELS),
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=[html.escape(p[0]) for p in DPO_PANELS],
+        vertical_spacing=0.06,
+    )
     colors = {"chosen": "#54a24b", "rejected": "#e45756", "margin": ACCENT, "loss": ACCENT, "accuracy": ACCENT}
     shown: set[str] = set()
-    for n, (_, y_title, series) in enumerate(DPO_PANELS):
-        row, col = n // 2 + 1, n % 2 + 1
+    for row, (_, y_title, series) in enumerate(DPO_PANELS, start=1):
         for key, name in series:
             values = list(metrics.get(key, []))
             if key == "rewards/accuracies":
@@ -317,12 +328,13 @@ def dpo_run_curves(steps: Sequence[float], metrics: dict[str, Sequence[float]], 
                 showlegend=name not in shown and name in ("chosen", "rejected", "margin"),
                 line={"color": colors[name]},
                 row=row,
-                col=col,
+                col=1,
             )
             shown.add(name)
-        fig.update_yaxes(title_text=y_title, row=row, col=col)
-        fig.update_xaxes(title_text="training step", row=row, col=col)
-    fig = style(fig, title, "training step", "DPO loss (nats)", height=560)
+        fig.update_yaxes(title_text=y_title, row=row, col=1)
+    fig = style(fig, title, "", "loss (nats)", height=760)
+    fig.update_xaxes(title_text="training step", row=len(DPO_PANELS), col=1)
+    fig.update_yaxes(range=[-5, 105], row=3, col=1)
     fig.update_layout(showlegend=True)
     return fig
 
@@ -365,11 +377,10 @@ def beta_sweep_chart(
         "β sweep: held-out preference accuracy and drift from the reference",
         "β (log scale)",
         "held-out pairs ranked right (%)",
-        height=400,
+        height=420,
     )
-    fig.update_yaxes(title_text="KL(π ‖ π_ref) (nats per answer)", rangemode="tozero", secondary_y=True)
-    fig.update_layout(showlegend=True)
-    return fig
+    fig.update_yaxes(title_text="KL(π ‖ π_ref) (nats per answer)", rangemode="tozero", showgrid=False, secondary_y=True)
+    return legend_below(fig)
 
 
 def reward_kl_frontier(points: Sequence[tuple[str, str, float, float]], title: str) -> go.Figure:
@@ -384,7 +395,8 @@ def reward_kl_frontier(points: Sequence[tuple[str, str, float, float]], title: s
             mode="lines+markers+text",
             name=html.escape(method),
             text=[html.escape(p[1]) for p in rows],
-            textposition="top center",
+            textposition="top right",
+            cliponaxis=False,
             marker={"size": 11, "color": SERIES_COLORS[n % len(SERIES_COLORS)]},
             line={"color": SERIES_COLORS[n % len(SERIES_COLORS)], "dash": "dot"},
         )
@@ -393,8 +405,7 @@ def reward_kl_frontier(points: Sequence[tuple[str, str, float, float]], title: s
     )
     fig.update_xaxes(rangemode="tozero")
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
-    fig.update_layout(showlegend=True)
-    return fig
+    return legend_below(fig)
 
 
 def grouped_bars(
@@ -419,9 +430,9 @@ def grouped_bars(
         )
     if percent:
         fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
-    fig = style(fig, title, x_title, y_title, height=360)
-    fig.update_layout(barmode="group", showlegend=True)
-    return fig
+    fig = style(fig, title, x_title, y_title, height=380)
+    fig.update_layout(barmode="group")
+    return legend_below(fig)
 
 
 def token_loss_bars(pieces: Sequence[str], losses: Sequence[float], counted: Sequence[bool], title: str) -> go.Figure:
@@ -507,6 +518,9 @@ def update_policy_bars(
     return fig
 
 
+KL_FLOOR = 1e-3  # nats: the frontier's log axis starts here (π* = π_ref itself has KL 0)
+
+
 def kl_sweep_frontier(
     kl: Sequence[float],
     proxy: Sequence[float],
@@ -515,27 +529,29 @@ def kl_sweep_frontier(
     title: str,
 ) -> go.Figure:
     """Expected reward-model score (left axis) and share of correct answers (right axis) against
-    KL(π* ‖ π_ref), traced over β; `current` = (kl, proxy, true) of the slider's β, marked."""
+    KL(π* ‖ π_ref), traced over β; `current` = (kl, proxy, true) of the slider's β, marked. KL spans 0 to
+    hundreds of nats, so the x axis is logarithmic with values below KL_FLOOR drawn at KL_FLOOR."""
     from plotly.subplots import make_subplots
 
+    kl = [max(k, KL_FLOOR) for k in kl]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_scatter(x=list(kl), y=list(proxy), mode="lines", name="reward-model score (proxy)",
+    fig.add_scatter(x=kl, y=list(proxy), mode="lines", name="reward-model score (proxy)",
                     line={"color": ACCENT}, secondary_y=False)  # fmt: skip
-    fig.add_scatter(x=list(kl), y=list(true), mode="lines", name="correct answers (true reward)",
+    fig.add_scatter(x=kl, y=list(true), mode="lines", name="correct answers (true reward)",
                     line={"color": "#54a24b", "dash": "dot"}, secondary_y=True)  # fmt: skip
-    fig.add_scatter(x=[current[0]], y=[current[1]], mode="markers", name="current β (proxy)",
+    fig.add_scatter(x=[], y=[], mode="markers", name="current β (proxy)",
                     marker={"size": 13, "color": HIGHLIGHT, "symbol": "diamond"}, secondary_y=False)  # fmt: skip
-    fig.add_scatter(x=[current[0]], y=[current[2]], mode="markers", name="current β (true)",
+    fig.add_scatter(x=[], y=[], mode="markers", name="current β (true)",
                     marker={"size": 12, "color": HIGHLIGHT, "symbol": "circle-open"}, secondary_y=True)  # fmt: skip
-    fig = style(fig, title, "KL(π* ‖ π_ref) (nats per answer)", "E[reward-model score] (logit units)", height=400)
+    x_title = f"KL(π* ‖ π_ref) (nats per answer, log scale; below {KL_FLOOR:g} drawn at {KL_FLOOR:g})"
+    fig = style(fig, title, x_title, "E[reward-model score] (logit units)", height=440)
     fig.update_yaxes(title_text="share of correct answers", range=[-0.03, 1.05], tickformat=".0%", secondary_y=True)
-    fig.update_xaxes(rangemode="tozero")
-    fig.update_layout(showlegend=True)
-    return fig
+    fig.update_xaxes(type="log")
+    return move_frontier_marker(legend_below(fig), *current)
 
 
 def move_frontier_marker(fig: go.Figure, kl: float, proxy: float, true: float) -> go.Figure:
     """Move the current-β markers of a `kl_sweep_frontier` figure, in place (the curves do not depend on β)."""
-    fig.data[2].update(x=[kl], y=[proxy])
-    fig.data[3].update(x=[kl], y=[true])
+    fig.data[2].update(x=[max(kl, KL_FLOOR)], y=[proxy])
+    fig.data[3].update(x=[max(kl, KL_FLOOR)], y=[true])
     return fig

@@ -142,7 +142,8 @@ def pipeline_dot(stages: list[tuple[str, str, str]]) -> str:
     return "\n".join(
         [
             "digraph rlhf {",
-            '  rankdir=LR; node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=11];',
+            '  rankdir=LR; node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=14];',
+            '  edge [fontname="sans-serif"];',
             *nodes,
             '  s0 -> s1 [label="answers to compare", fontsize=9];',
             '  s1 -> s2 [label="reward r(x, y)", fontsize=9];',
@@ -153,7 +154,12 @@ def pipeline_dot(stages: list[tuple[str, str, str]]) -> str:
 
 
 def pipeline() -> None:
-    st.graphviz_chart(pipeline_dot(_stage_states()))
+    with st.container():
+        st.graphviz_chart(pipeline_dot(_stage_states()))
+        st.caption(
+            f"This page always starts from {POLICY}, the SFT stage, whatever model the sidebar picks: the "
+            "reward model and the RL policy are copies of it."
+        )
 
 
 # -- 1. reward model ----------------------------------------------------------------------------------------
@@ -163,12 +169,13 @@ def reward_tab() -> None:
     st.markdown(
         f"A copy of **{md_escape(POLICY)}** gets a one-number head and learns from pairs "
         "(question, chosen answer, rejected answer) with the card's loss −log σ(score_chosen − score_rejected), "
-        "using trl's `RewardTrainer`. Held-out pairs ask the same questions in new phrasings and paddings."
+        "using trl's `RewardTrainer`. Each held-out pair pits a question's right answer against a wrong answer "
+        "that no training pair contains."
     )
-    c1, c2, c3, c4 = st.columns(4)
-    biased = c1.toggle(
-        "Biased labels (longer wins)", key="rl_rm_biased", help=help_of(reward.RewardRunConfig, "biased")
+    biased = st.toggle(
+        "Biased labels: the longer answer wins", key="rl_rm_biased", help=help_of(reward.RewardRunConfig, "biased")
     )
+    c2, c3, c4 = st.columns(3)
     steps = c2.slider("Steps", 10, 400, step=10, key=RM_STEPS.key, help=help_of(reward.RewardRunConfig, "max_steps"))
     lr = c3.select_slider(
         "Learning rate", LEARNING_RATES, key=RM_LR.key, format_func=fmt,
@@ -284,7 +291,7 @@ def score_box() -> None:
     question = st.selectbox("Question", list(questions), key="rl_score_question")
     q = questions[question]
     st.session_state.setdefault("rl_score_a", preferences.answer_text(q, q.answer))
-    st.session_state.setdefault("rl_score_b", preferences.padded(preferences.wrong_answers(q)[0], 2))
+    st.session_state.setdefault("rl_score_b", preferences.padded(preferences.wrong_answers(q)[1], 1))
     c1, c2 = st.columns(2)
     answer_a = c1.text_area("Answer A", key="rl_score_a", height=80, max_chars=600)
     answer_b = c2.text_area("Answer B", key="rl_score_b", height=80, max_chars=600)
@@ -386,13 +393,13 @@ def sweep_tab() -> None:
         )
     ref = cands.ref_policy
     m = st.columns(5)
-    m[0].metric("KL(π* ‖ π_ref)", f"{point.kl:.3f} nats")
-    m[1].metric(
-        "E[reward-model score]", f"{point.expected_proxy:.2f}", f"{point.expected_proxy - ref @ cands.proxy:+.2f}"
-    )
-    m[2].metric("P(correct)", f"{point.expected_true:.0%}", f"{point.expected_true - ref @ cands.true:+.0%}")
-    m[3].metric("E[length]", f"{point.expected_length:.1f} tokens")
-    m[4].metric("E[polite phrases]", f"{point.expected_padding:.2f}")
+    m[0].metric("KL (nats)", f"{point.kl:.3g}", help="KL(π* ‖ π_ref) over the candidates, nats per answer")
+    m[1].metric("RM score", f"{point.expected_proxy:.2f}", f"{point.expected_proxy - ref @ cands.proxy:+.2f}",
+                help="E_π*[reward-model score], logit units; the delta is vs π_ref")  # fmt: skip
+    m[2].metric("Correct", f"{point.expected_true:.0%}", f"{point.expected_true - ref @ cands.true:+.0%}",
+                help="P_π*(answer is right): the true reward; the delta is vs π_ref")  # fmt: skip
+    m[3].metric("Length", f"{point.expected_length:.1f}", help="E_π*[answer length], tokens")
+    m[4].metric("Polite", f"{point.expected_padding:.2f}", help="E_π*[polite phrases per answer]")
     order = sorted(range(len(cands.texts)), key=lambda i: -max(ref[i], point.policy[i]))[:12]
     bars, frontier = sweep_figures(key, cands, curve)
     plots.update_policy_bars(
@@ -405,18 +412,22 @@ def sweep_tab() -> None:
     plots.move_frontier_marker(frontier, point.kl, point.expected_proxy, point.expected_true)
     st.plotly_chart(bars, key="rl_sweep_bars")
     st.plotly_chart(frontier, key="rl_sweep_frontier")
-    # grid[0] is β = 0.001, grid[-1] is β = 1000
-    low_proxy, high_proxy = curve.expected_proxy[0], curve.expected_proxy[-1]
-    low_true, high_true = curve.expected_true[0], curve.expected_true[-1]
-    verdict = (
-        "The score rises while correct answers fall: reward hacking, which only the KL penalty holds back."
-        if low_proxy > high_proxy and low_true < high_true
-        else "Here chasing the score does not cost correctness; try the biased reward model or another question."
-    )
+    # grid[0] is β = 0.001, grid[-1] is β = 1000 (= π_ref)
+    worst = int(curve.expected_true.argmin())
+    if curve.expected_true[worst] < curve.expected_true[-1] - 0.05:
+        verdict = (
+            f"Chasing the score costs correctness: at β = {curve.betas[worst]:.3g} the optimum is right "
+            f"{curve.expected_true[worst]:.0%} of the time, against {curve.expected_true[-1]:.0%} for π_ref, while "
+            f"its reward-model score is {curve.expected_proxy[worst]:.2f} against {curve.expected_proxy[-1]:.2f}: "
+            "reward hacking, which only the KL penalty holds back."
+        )
+    else:
+        verdict = "Here no β costs correctness; try the biased reward model or another question."
     st.caption(
-        f"✓ = correct answer. From β = 1000 to β = 0.001, E[reward-model score] goes {high_proxy:.2f} → "
-        f"{low_proxy:.2f}, correct answers {high_true:.0%} → {low_true:.0%}, polite phrases "
-        f"{curve.expected_padding[-1]:.1f} → {curve.expected_padding[0]:.1f} per answer. {verdict}"
+        f"✓ = correct answer. From β = 1000 to β = 0.001, E[reward-model score] goes {curve.expected_proxy[-1]:.2f} "
+        f"→ {curve.expected_proxy[0]:.2f}, correct answers {curve.expected_true[-1]:.0%} → "
+        f"{curve.expected_true[0]:.0%}, polite phrases {curve.expected_padding[-1]:.1f} → "
+        f"{curve.expected_padding[0]:.1f} per answer. {verdict}"
     )
     with st.expander("Show the code"):
         st.code(
@@ -598,7 +609,7 @@ render_lesson_page(
     try_it={
         "rlhf-q1": "tab 2: drag β from 1000 to 0.001 and watch KL and reward; tab 3: run β = 0 beside β = 0.5.",
         "rlhf-q2": "tab 2 with the biased reward model: as β → 0, π* moves to long, padded answers.",
-        "rlhf-q3": "tab 1: train on 16 pairs instead of 384 and compare the held-out accuracy.",
+        "rlhf-q3": "tab 1: train on 16 pairs instead of 768 and compare the held-out accuracy.",
         "rlhf-q4": "tab 1 with biased labels, then tab 3 with that reward model: the policy amplifies the bias.",
     },
 )

@@ -5,7 +5,7 @@
 2. Live DPO: a copy of tiny-sft trained on preference pairs in a background job; live trl metrics, before/after.
 3. β sweep: one run per β on the same seed and data; held-out preference accuracy and KL against β, CSV export.
 4. DPO vs RLHF: reward against KL on one chart, with wall time and models in memory.
-5. Offline limit: what DPO gains on questions its preference pairs cover vs questions they do not.
+5. Offline limit: DPO on capital questions only, scored on every kind of question.
 6. Single annotator: a labeller who always prefers the longer answer vs one who prefers the right answer.
 
     streamlit run app.py   # then "4 · DPO" in the sidebar
@@ -25,6 +25,7 @@ from ui import urlstate
 from ui.cards import render_lesson_page
 from ui.frame import page_frame, shared_model
 from ui.runs import current_job, run_panel
+from ui.text import md_escape
 
 START_MODEL = "tiny-sft" if "tiny-sft" in bundled_models() else DEFAULT_MODEL
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0)
@@ -32,6 +33,7 @@ LOSS_BETAS = (0.1, 0.5, 1.0)
 SWEEP_KEPT = "dpo_sweep_kept"  # {job id: [SweepPoint]}: every finished sweep of this session
 LIVE_KEPT = "dpo_live_kept"  # {job id: DPOOutcome summary row}: every finished live run of this session
 RLHF_KEPT = "dpo_rlhf_kept"  # {job id: [FrontierPoint]}: every finished RLHF comparison of this session
+RLHF_PAGE_KEPT = "dpo_rlhf_page_kept"  # {job id: [FrontierPoint]}: the RLHF page's online runs, scored here
 OWN_PAIR = "Write your own pair…"
 
 loaded = page_frame("DPO", "🎯")
@@ -45,8 +47,7 @@ SETTINGS = (BETA, STEPS, LR)
 
 @st.cache_data(show_spinner=False)
 def pairs(split: str, biased: bool = False) -> list[dict]:
-    """The RLHF page's preference pairs (seed 0): "train" (384), "test" (fresh pairs on the same questions),
-    "unseen" (pairs about questions no train pair covers)."""
+    """The RLHF page's preference pairs (seed 0): "train", and "test": fresh pairs on the same questions."""
     return preferences.preference_pairs(seed=0, biased=biased, split=split)
 
 
@@ -114,7 +115,7 @@ def loss_tab() -> None:
     if not betas:
         st.info("Pick at least one β to draw its loss.", icon="📈")
     else:
-        curves = dpo.loss_curves(sorted(betas), margin_range=(-40.0, 40.0))
+        curves = dpo.loss_curves(sorted(betas), margin_range=(-20.0, 20.0))
         st.plotly_chart(
             plots.dpo_loss_chart([(c.beta, c.margins, c.loss, c.gradient_weight) for c in curves]),
             key="dpo_loss_chart",
@@ -169,24 +170,19 @@ def implicit_reward_example() -> None:
     st.caption(
         f"Policy π: {who}. Reference π_ref: {START_MODEL}. β = {beta:g}. Log-probs are summed over the answer's tokens."
     )
+    st.markdown(
+        f"**Chosen:** {md_escape(dpo.answer_text(pair['chosen']))}  \n"
+        f"**Rejected:** {md_escape(dpo.answer_text(pair['rejected']))}"
+    )
+    rows = {
+        "log π (nats)": (score.policy_chosen, score.policy_rejected),
+        "log π_ref (nats)": (score.reference_chosen, score.reference_rejected),
+        "log-ratio Δ = log π − log π_ref (nats)": (score.chosen_logratio, score.rejected_logratio),
+        "implicit reward β·Δ": (score.reward_chosen(beta), score.reward_rejected(beta)),
+    }
     st.dataframe(
         pd.DataFrame(
-            [
-                {
-                    "answer": f"chosen: {pair['chosen']}",
-                    "log π (nats)": round(score.policy_chosen, 3),
-                    "log π_ref (nats)": round(score.reference_chosen, 3),
-                    "log-ratio Δ = log π − log π_ref": round(score.chosen_logratio, 3),
-                    "implicit reward β·Δ": round(score.reward_chosen(beta), 4),
-                },
-                {
-                    "answer": f"rejected: {pair['rejected']}",
-                    "log π (nats)": round(score.policy_rejected, 3),
-                    "log π_ref (nats)": round(score.reference_rejected, 3),
-                    "log-ratio Δ = log π − log π_ref": round(score.rejected_logratio, 3),
-                    "implicit reward β·Δ": round(score.reward_rejected(beta), 4),
-                },
-            ]
+            [{"quantity": name, "chosen": round(c, 4), "rejected": round(r, 4)} for name, (c, r) in rows.items()]
         ),
         hide_index=True,
         key="dpo_example_table",
@@ -210,7 +206,7 @@ def live_tab() -> None:
     train, heldout = pairs("train"), pairs("test")
 
     def make_job() -> Job:
-        work = dpo.dpo_work(start, train, heldout, settings, preferences.true_reward, unseen_pairs=pairs("unseen"))
+        work = dpo.dpo_work(start, train, heldout, settings, preferences.true_reward)
         return Job("dpo-live", work)
 
     run_panel(
@@ -221,8 +217,7 @@ def live_tab() -> None:
         idle_message=(
             f"Start trains a copy of {START_MODEL} with trl's DPOTrainer on {len(train)} preference pairs "
             f"({settings.batch_size} per step), with another frozen copy as the reference; then compares "
-            f"it with the start model on {len(heldout)} held-out pairs (new answers to the same questions) and on "
-            f"{len(pairs('unseen'))} pairs about questions no training pair covers."
+            f"it with the start model on {len(heldout)} held-out pairs (new answers to the same questions)."
         ),
     )
 
@@ -283,7 +278,7 @@ def draw_live(job: Job, steps: int) -> None:
             else ""
         )
     )
-    st.markdown("**Before and after** (greedy answers; the last rows are questions no training pair covers)")
+    st.markdown("**Before and after** (greedy answers to held-out questions)")
     st.dataframe(pd.DataFrame(outcome.answers), hide_index=True, key="dpo_live_answers")
 
 
@@ -469,17 +464,37 @@ def draw_rlhf(job: Job, rl_steps: int) -> None:
         st.session_state.setdefault(RLHF_KEPT, {})[_run_id(job)] = points
 
 
+def rlhf_page_points() -> list:
+    """The RLHF page's online runs of this session (job "rl_online"), scored once like the DPO policies."""
+    kept = st.session_state.setdefault(RLHF_PAGE_KEPT, {})
+    job = current_job("rl_online")
+    if job is not None and not job.running and job.result and _run_id(job) not in kept:
+        with st.spinner("Scoring the RLHF page's policies the same way as the DPO ones…"):
+            kept[_run_id(job)] = [
+                dpo.rlhf_point(run, start, pairs("test"), preferences.true_reward) for run in job.result
+            ]
+    return [p for points in kept.values() for p in points]
+
+
 def frontier_chart() -> None:
     sweep = [p for points in st.session_state.get(SWEEP_KEPT, {}).values() for p in points]
     live = list(st.session_state.get(LIVE_KEPT, {}).values())
     rlhf = [p for points in st.session_state.get(RLHF_KEPT, {}).values() for p in points]
+    from_rlhf_page = rlhf_page_points()
     points = [("DPO", f"β={p.beta:g}", p.kl, p.reward) for p in sweep if p.reward is not None]
     points += [("DPO", f"β={r['beta']:g} (live)", r["kl"], r["reward"]) for r in live if r["reward"] is not None]
-    points += [("RLHF (reward model + RLOO)", f"β={p.beta:g}", p.kl, p.reward) for p in rlhf if p.reward is not None]
+    points += [(p.method, f"β={p.beta:g}", p.kl, p.reward) for p in rlhf if p.reward is not None]
+    points += [
+        (f"{p.method}, RLHF page", f"β={p.beta:g}", p.kl, p.reward) for p in from_rlhf_page if p.reward is not None
+    ]
     if not points:
-        st.info("No policies yet: run the β sweep or a live DPO run, and RLHF above.", icon="📈")
+        st.info(
+            "No policies yet: run the β sweep or a live DPO run, and RLHF above (runs on the RLHF page's online-RL "
+            "tab show up here too).",
+            icon="📈",
+        )
         return
-    references = [p.reference_reward for p in sweep + rlhf] + [r["reference_reward"] for r in live]
+    references = [p.reference_reward for p in sweep + rlhf + from_rlhf_page] + [r["reference_reward"] for r in live]
     reference = next((r for r in references if r is not None), None)
     if reference is not None:
         points.append((f"{START_MODEL} (start)", "start", 0.0, reference))
@@ -500,15 +515,17 @@ def frontier_chart() -> None:
                 "samples answers while training": "no (offline pairs)",
             }
         )
-    if rlhf:
+    for method in dict.fromkeys(p.method for p in rlhf + from_rlhf_page):
+        runs = [p for p in rlhf + from_rlhf_page if p.method == method]
+        extra = [p.extra_s for p in runs if p.extra_s > 0]
         rows.append(
             {
-                "method": "RLHF (trl RewardTrainer + RLOOTrainer)",
-                "policies": len(rlhf),
-                "training per policy (s)": round(sum(p.train_s for p in rlhf) / len(rlhf), 1),
-                "needed first (s)": f"reward model: {rlhf[0].extra_s:.1f}",
-                "models in memory while training": (
-                    f"{rlhf[0].models_in_memory}: policy + frozen reference + reward model"
+                "method": f"{method} (trl)",
+                "policies": len(runs),
+                "training per policy (s)": round(sum(p.train_s for p in runs) / len(runs), 1),
+                "needed first (s)": f"reward model: {extra[0]:.1f}" if extra else "see the RLHF page",
+                "models in memory while training": ", ".join(
+                    sorted({f"{p.models_in_memory} (β = {p.beta:g})" for p in runs})
                 ),
                 "samples answers while training": "yes, every step",
             }
@@ -523,43 +540,102 @@ def frontier_chart() -> None:
 # -- 5. offline limit ------------------------------------------------------------------------------------
 
 
+def _kind(pair: dict) -> str:
+    """capital / language / continent: which kind of question a pair answers."""
+    question = preferences.find_question(pair["prompt"])
+    return question.kind if question is not None else "other"
+
+
 @st.fragment
 def offline_tab() -> None:
-    job = current_job("dpo_live")
-    if job is None or job.result is None or len(job.result.reports) < 2:
-        st.info(
-            "Finish a run in the Live DPO tab first: its policy is then scored here on held-out pairs about the "
-            f"{len(preferences.questions('train'))} questions the training pairs cover, and on pairs about "
-            f"{len(preferences.questions('unseen'))} questions they never mention.",
-            icon="📈",
-        )
+    covered = st.multiselect(
+        "Kinds of question the preference pairs cover",
+        preferences.KINDS,
+        default=["capital"],
+        key="dpo_cover_kinds",
+        help="Training uses only the pairs about these kinds of question; every kind is then scored on held-out pairs.",
+    )
+    if not covered:
+        st.info("Pick at least one kind of question for the pairs to cover.", icon="📈")
         return
-    covered, unseen = job.result.reports[:2]
+    settings = _live_settings()
+    train, heldout = pairs("train"), pairs("test")
+    n_train = sum(_kind(p) in covered for p in train)
+
+    def make_job() -> Job:
+        work = dpo.coverage_work(start, train, heldout, settings, _kind, covered, preferences.true_reward)
+        return Job("dpo-coverage", work)
+
+    run_panel(
+        "dpo_cover",
+        make_job,
+        lambda job: draw_coverage(job, settings.steps),
+        start_label="Train on the covered pairs only",
+        idle_message=(
+            f"DPO from {START_MODEL} on the {n_train} pairs about {' and '.join(covered)} questions (β = "
+            f"{settings.beta:g}, {settings.steps} steps, lr {settings.learning_rate:g}: the Live DPO tab's "
+            "settings); then each kind of question is scored on held-out pairs."
+        ),
+    )
+
+
+def draw_coverage(job: Job, steps: int) -> None:
+    metrics = job.snapshot()
+    if job.running and metrics:
+        st.caption(f"Step {int(metrics[-1]['step'])} of {steps}")
+    outcome = job.result
+    if outcome is None:
+        return
+    reports = outcome.reports
+    labels = [f"{r.name} ({'covered' if r.name in outcome.covered else 'not covered'})" for r in reports]
+    series = {"pairs ranked right after DPO": [r.accuracy_after for r in reports]}
+    if all(r.reward_before is not None for r in reports):
+        series = {
+            f"right answers, {START_MODEL}": [r.reward_before for r in reports],
+            "right answers after DPO": [r.reward_after for r in reports],
+            **series,
+        }
     st.plotly_chart(
         plots.grouped_bars(
-            ["covered questions (held-out pairs)", "questions the pairs never cover"],
-            {
-                f"{START_MODEL} (before)": [covered.accuracy_before, unseen.accuracy_before],
-                f"after DPO (β = {job.result.run.settings.beta:g})": [covered.accuracy_after, unseen.accuracy_after],
-            },
-            "Offline data: preference accuracy where the pairs reach, and where they do not",
-            "questions",
-            "pairs ranked right (% of pairs)",
+            labels,
+            series,
+            "Offline data: DPO improves where its pairs reach, and nothing steers it elsewhere",
+            "kind of question (held-out pairs)",
+            "share of answers or pairs (%)",
         ),
         key="dpo_offline_chart",
     )
-    gain_covered = covered.accuracy_after - covered.accuracy_before
-    gain_unseen = unseen.accuracy_after - unseen.accuracy_before
-    st.markdown(
-        f"Gain on covered questions: **{100 * gain_covered:+.0f} points**; on questions no pair mentions: "
-        f"**{100 * gain_unseen:+.0f} points**. DPO only sees the fixed pairs: it never samples its own answers, "
-        "so nothing tells it how it does elsewhere (online RLHF would sample and score answers to any prompt)."
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "questions": label,
+                    "pairs ranked right": f"{r.accuracy_after:.0%}",
+                    "right answers (sampled)": ""
+                    if r.reward_after is None
+                    else f"{r.reward_before:.0%} → {r.reward_after:.0%}",
+                    "KL to the reference (nats)": round(r.kl, 2),
+                }
+                for label, r in zip(labels, reports, strict=True)
+            ]
+        ),
+        hide_index=True,
+        key="dpo_offline_table",
     )
-    if covered.reward_after is not None and unseen.reward_after is not None:
-        st.caption(
-            f"Right answers among sampled ones: covered {covered.reward_before:.0%} → {covered.reward_after:.0%}, "
-            f"not covered {unseen.reward_before:.0%} → {unseen.reward_after:.0%}."
-        )
+    st.caption(
+        "Pairs ranked right: 50% is chance (the start model ties every pair). DPO learns from the fixed pairs "
+        "only: it never samples and scores its own answers, so where the pairs do not reach it gets no signal, "
+        "and the drift its updates cause there goes unchecked (compare the KL columns)."
+    )
+
+
+def _live_settings() -> dpo.DPOSettings:
+    """The Live DPO tab's β, steps and learning rate (already checked by its widgets)."""
+    return dpo.DPOSettings(
+        beta=float(st.session_state.get(BETA.key, DEFAULTS.beta)),
+        steps=int(st.session_state.get(STEPS.key, DEFAULTS.steps)),
+        learning_rate=float(st.session_state.get(LR.key, DEFAULTS.learning_rate)),
+    )
 
 
 # -- 6. single annotator ---------------------------------------------------------------------------------
@@ -574,11 +650,7 @@ def annotator_tab() -> None:
         f"right answer. **One annotator** always picks the *longer* one (polite padding makes answers longer), "
         f"so only {agreement:.0%} of that annotator's picks are the right answer."
     )
-    settings = dpo.DPOSettings(
-        beta=float(st.session_state.get(BETA.key, DEFAULTS.beta)),
-        steps=int(st.session_state.get(STEPS.key, DEFAULTS.steps)),
-        learning_rate=float(st.session_state.get(LR.key, DEFAULTS.learning_rate)),
-    )
+    settings = _live_settings()
     labellers = {"many annotators (right answer wins)": pairs("train"), "one annotator (longer wins)": biased}
 
     def make_job() -> Job:
@@ -665,7 +737,8 @@ render_lesson_page(
     demo,
     try_it={
         "dpo-q1": "DPO vs RLHF tab: the same reward-vs-KL axes for both methods, with what each keeps in memory.",
-        "dpo-q2": "Offline limit tab: compare the gain on questions the pairs cover with questions they do not.",
+        "dpo-q2": "Offline limit tab: train on capital questions only, then compare capitals with the kinds of "
+        "question no pair covers.",
         "dpo-q3": "Single annotator tab: train on a labeller who always prefers the longer answer.",
         "dpo-q4": "β sweep tab: run β = 0.01 … 1 and watch accuracy and KL trade off; the loss tab shows why.",
     },

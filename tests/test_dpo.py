@@ -244,3 +244,16 @@ def test_a_dpo_run_raises_heldout_preference_accuracy(beta_runs):
     report = beta_runs[1.0]
     assert report.accuracy_before == 0.5  # the reference ties every pair with itself
     assert report.accuracy_after > 0.55
+
+
+def test_an_online_rl_run_is_scored_on_the_same_axes_as_dpo(start, heldout_pairs):
+    from llmlab.rlhf import RLRunConfig, run_rl
+
+    run = run_rl(start, None, RLRunConfig(beta=0.1, max_steps=2, reward="correctness"))
+    pairs = heldout_pairs[:16]
+    point = dpo.rlhf_point(run, start, pairs, preferences.true_reward)
+    direct = dpo.compare_on("x", run.policy, start.model, start.tokenizer, pairs, preferences.true_reward)
+    assert (point.kl, point.reward, point.reference_reward) == (direct.kl, direct.reward_after, direct.reward_before)
+    assert point.method == "RL on the true reward (RLOO)" and point.beta == 0.1
+    assert point.models_in_memory == 2  # policy + reference; the true reward is a function, not a model
+    assert dpo.rlhf_models_in_memory(0.1, reward_model=True) == 3 and dpo.rlhf_models_in_memory(0.0, False) == 1

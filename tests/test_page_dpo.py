@@ -124,7 +124,7 @@ def test_a_negative_beta_in_session_state_is_repaired_not_a_traceback(session):
     [
         ("Where is Peru?", "In South America.", "In South America.", "identical"),
         ("   ", "Paris.", "Rome.", "prompt is empty"),
-        ("What is 🎉 <script>alert(1)</script>?", "Paris.", "Rome.", None),
+        ("What is 🎉 the capital of France?", "Paris <script>alert(1)</script>", "Rome.", None),
         ("🎉" * 100, "Paris.", "Rome.", "at most"),
     ],
 )
@@ -138,10 +138,10 @@ def test_own_pair_bad_input_gives_a_message(session, prompt, chosen, rejected, m
     if message:
         assert message in " ".join(i.value for i in at.info)
     else:
-        assert table(at, "implicit reward β·Δ")["implicit reward β·Δ"].tolist() == [
-            0.0,
-            0.0,
-        ]  # no run yet: policy = reference
+        numbers = table(at, "quantity").set_index("quantity")
+        assert numbers.loc["implicit reward β·Δ"].tolist() == [0.0, 0.0]  # no run yet: policy = reference
+        assert numbers.loc["log π (nats)"].tolist() == numbers.loc["log π_ref (nats)"].tolist()
+        assert "Paris \\<script\\>alert(1)\\</script\\>" in texts(at)  # markdown-escaped: shown as text
 
 
 def test_short_live_run_draws_trls_metrics_and_before_after_answers(session):
@@ -155,8 +155,7 @@ def test_short_live_run_draws_trls_metrics_and_before_after_answers(session):
     assert all(math.isfinite(v) for v in array(loss["y"]))
     assert math.isclose(array(loss["y"])[0], math.log(2), rel_tol=1e-4)  # step 1: policy = reference
     answers = table(at, "after DPO")
-    assert list(answers.columns) == ["question", "before (start model)", "after DPO"] and len(answers) == 8
-    assert chart(at, "dpo_offline_chart")["data"]  # the offline-limit tab now has the run's numbers
+    assert list(answers.columns) == ["question", "before (start model)", "after DPO"] and len(answers) == 6
     assert "the policy of your live run" in texts(at)  # and the implicit-reward example uses its policy
     assert at.get("download_button")  # trl's per-step metrics as CSV (the run panel)
 
@@ -215,3 +214,20 @@ def test_sweep_plots_accuracy_and_kl_per_beta_and_exports_csv(session):
     assert kept["β"].tolist() == [0.1] and kept["steps"].tolist() == [20]
     assert kept["KL (nats)"].tolist() == [round(array(kl["y"])[0], 3)]
     assert any(b.proto.label == "Download as CSV" for b in at.get("download_button"))
+    frontier = chart(at, "dpo_frontier_chart")["data"]  # the DPO vs RLHF tab now has this policy
+    dpo_trace = next(t for t in frontier if t["name"] == "DPO")
+    assert array(dpo_trace["x"]) == array(kl["y"])
+
+
+def test_offline_limit_scores_every_kind_of_question_after_training_on_one(session):
+    at = open_page()
+    at.slider(key="dpo_steps").set_value(10).run()
+    at.multiselect(key="dpo_cover_kinds").set_value(["capital"]).run()
+    at.button(key="dpo_cover_start").click().run()
+    assert wait_for(at, ("Finished", "failed")) == "Finished", texts(at)
+    bars = chart(at, "dpo_offline_chart")["data"]
+    kinds = bars[0]["x"]
+    assert sorted(kinds) == ["capital (covered)", "continent (not covered)", "language (not covered)"]
+    ranked = next(b for b in bars if b["name"] == "pairs ranked right after DPO")
+    assert all(0.0 <= v <= 1.0 for v in array(ranked["y"]))
+    assert len(table(at, "KL to the reference (nats)")) == 3

@@ -94,18 +94,18 @@ def test_pipeline_and_beta_slider_move_pi_star_between_pi_ref_and_the_best_answe
     bars = chart(at, "rl_sweep_bars")["data"]
     ref, star = array(bars[0]["x"]), array(bars[1]["x"])
     np.testing.assert_allclose(star, ref, atol=0.01)  # β → ∞: π* = π_ref
-    kl_large_beta = float(metric(at, "KL(π* ‖ π_ref)").split()[0])
+    kl_large_beta = float(metric(at, "KL (nats)"))
     assert kl_large_beta < 0.01
 
     at.select_slider(key="rl_beta").set_value(0.001).run()
     assert not at.exception
     star = array(chart(at, "rl_sweep_bars")["data"][1]["x"])
     assert max(star) > 0.99  # β → 0: all mass on the highest-reward answer
-    kl_small_beta = float(metric(at, "KL(π* ‖ π_ref)").split()[0])
+    kl_small_beta = float(metric(at, "KL (nats)"))
     assert np.isfinite(kl_small_beta) and kl_small_beta > kl_large_beta
     frontier = chart(at, "rl_sweep_frontier")["data"]
     marker = next(t for t in frontier if t["name"] == "current β (proxy)")
-    assert array(marker["x"])[0] == pytest.approx(kl_small_beta, abs=1e-3)  # the current β is marked
+    assert array(marker["x"])[0] == pytest.approx(kl_small_beta, rel=5e-3)  # the current β is marked (3 digits)
     assert at.query_params["rl_beta"] == "0.001"  # a shareable link
 
 
