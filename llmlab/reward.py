@@ -36,7 +36,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import RewardConfig, RewardTrainer
 
 from llmlab.jobs import Job, JobCallback
-from llmlab.modeling import CACHE_DIR, LoadedModel
+from llmlab.modeling import CACHE_DIR, MODELS_DIR, LoadedModel
 from llmlab.nexttoken import context_limit
 from llmlab.preferences import preference_pairs
 
@@ -292,35 +292,71 @@ def train_reward_model(loaded: LoadedModel, cfg: RewardRunConfig, job: Job | Non
 _cache_lock = threading.Lock()
 
 
+BUNDLED_REWARD_DIR = MODELS_DIR / "reward-models"  # shipped with the repo (scripts/train_reward.py), read-only
+
+
 def _cache_key(loaded: LoadedModel, cfg: RewardRunConfig) -> str:
+    """Names the reward model by what it is: the policy's weights (their bytes, so a fresh checkout of the
+    bundled model finds the shipped reward model), the settings that change training, and the data version."""
     weights = Path(loaded.source) / "model.safetensors"
-    stamp = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}" if weights.is_file() else loaded.source
+    stamp = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else loaded.source
     settings = {k: v for k, v in asdict(cfg).items() if k != "eval_every"}  # probing does not change the model
-    text = json.dumps({"source": loaded.source, "stamp": stamp, "cfg": settings, "data": DATA_VERSION})
+    text = json.dumps({"weights": stamp, "cfg": settings, "data": DATA_VERSION})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _load_saved(folder: Path, loaded: LoadedModel, cfg: RewardRunConfig) -> RewardRun:
+    start = time.perf_counter()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder, trust_remote_code=False, local_files_only=True, dtype=torch.float32
+    )
+    model.to(loaded.device).eval().requires_grad_(False)
+    return RewardRun(
+        model=model,
+        tokenizer=loaded.tokenizer,
+        config=cfg,
+        heldout=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, cfg.biased, "test")),
+        heldout_true=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")),
+        seconds=time.perf_counter() - start,
+        source=loaded.source,
+    )
+
+
+def save_reward_model(run: RewardRun, folder: Path) -> None:
+    """Write `run.model` to `folder` atomically: a half-written folder is never taken for a finished one."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(folder.name + ".partial")
+    run.model.save_pretrained(tmp)
+    (tmp / "reward_run.json").write_text(
+        json.dumps(
+            {
+                "config": asdict(run.config),
+                "policy": Path(run.source).name,
+                "heldout_accuracy": run.heldout.accuracy,
+                "heldout_true_accuracy": run.heldout_true.accuracy,
+                "train_seconds": round(run.seconds, 1),
+            },
+            indent=2,
+        )
+    )
+    tmp.replace(folder)
+
+
+def reward_model_folder(loaded: LoadedModel, cfg: RewardRunConfig) -> Path:
+    """Where (`loaded`, `cfg`)'s reward model is or will be: the bundled copy if the repo ships it, else the
+    disk cache (LLMLAB_CACHE)."""
+    key = _cache_key(loaded, cfg)
+    bundled = BUNDLED_REWARD_DIR / key
+    return bundled if (bundled / "config.json").is_file() else CACHE_DIR / "reward-models" / key
+
+
 def load_or_train_reward_model(loaded: LoadedModel, cfg: RewardRunConfig) -> RewardRun:
-    """The reward model for (`loaded`, `cfg`): loaded from the disk cache, else trained once and saved there."""
-    folder = CACHE_DIR / "reward-models" / _cache_key(loaded, cfg)
+    """The reward model for (`loaded`, `cfg`): the bundled copy or the disk cache, else trained once and
+    saved to the cache."""
+    folder = reward_model_folder(loaded, cfg)
     with _cache_lock:
         if (folder / "config.json").is_file():
-            start = time.perf_counter()
-            model = AutoModelForSequenceClassification.from_pretrained(
-                folder, trust_remote_code=False, local_files_only=True, dtype=torch.float32
-            )
-            model.to(loaded.device).eval().requires_grad_(False)
-            return RewardRun(
-                model=model,
-                tokenizer=loaded.tokenizer,
-                config=cfg,
-                heldout=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, cfg.biased, "test")),
-                heldout_true=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")),
-                seconds=time.perf_counter() - start,
-                source=loaded.source,
-            )
+            return _load_saved(folder, loaded, cfg)
         run = train_reward_model(loaded, cfg)
-        tmp = folder.with_name(folder.name + ".partial")
-        run.model.save_pretrained(tmp)
-        tmp.replace(folder)  # atomic: a half-written folder is never taken for a finished one
+        save_reward_model(run, folder)
         return run

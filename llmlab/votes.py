@@ -196,10 +196,15 @@ def make_pair(prompt: str, answer_a: str, answer_b: str) -> Pair:
 
 def pairs_from_preferences(rows: Iterable[dict], seed: int = 0) -> list[Pair]:
     """Pairs from trl-format preference rows, the chosen answer on side A or B at random (seeded), so the
-    pool does not teach voters that A is always right."""
+    pool does not teach voters that A is always right. A row whose prompt and two answers already came
+    (in either order) is skipped: the training set repeats some pairs, a ballot never should."""
     rng = random.Random(seed)
-    pairs = []
+    pairs, seen = [], set()
     for row in rows:
+        key = (row["prompt"], frozenset((row["chosen"], row["rejected"])))
+        if key in seen:
+            continue
+        seen.add(key)
         a, b = (row["chosen"], row["rejected"]) if rng.random() < 0.5 else (row["rejected"], row["chosen"])
         pairs.append(make_pair(row["prompt"], a, b))
     return pairs

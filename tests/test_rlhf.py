@@ -249,3 +249,21 @@ def test_diverging_runs_stop_with_a_clear_message(sft):
     )
     job.start().join()
     assert job.status == "failed" and "learning rate" in job.error
+
+
+def test_the_repo_ships_the_pages_default_reward_models_for_the_bundled_policy():
+    """The RLHF page's first view must not train: both default reward models are bundled for tiny-sft's
+    current weights and the current preference data (else run scripts/train_reward.py)."""
+    import json
+
+    from llmlab import reward
+    from llmlab.modeling import load_model
+
+    policy = load_model("tiny-sft", "cpu")
+    for biased in (False, True):
+        folder = reward.reward_model_folder(policy, reward.RewardRunConfig(biased=biased))
+        assert folder.parent == reward.BUNDLED_REWARD_DIR and (folder / "model.safetensors").is_file()
+        run = json.loads((folder / "reward_run.json").read_text())
+        assert run["config"]["biased"] is biased and run["heldout_accuracy"] > 0.8
+    honest = reward.load_or_train_reward_model(policy, reward.RewardRunConfig(biased=False))
+    assert honest.seconds < 10 and honest.heldout_true.accuracy > 0.8  # loaded, not trained

@@ -250,9 +250,20 @@ def test_pairs_from_preferences_put_the_chosen_answer_on_either_side():
 
     rows = preference_pairs(split="train")[:40]
     pairs = pairs_from_preferences(rows, seed=0)
-    chosen_on_a = sum(p.answer_a == r["chosen"] for p, r in zip(pairs, rows, strict=True))
-    assert 10 < chosen_on_a < 30
-    assert pairs == pairs_from_preferences(rows, seed=0) and len({p.pair_id for p in pairs}) == 40
+    chosen = {(r["prompt"], r["chosen"]) for r in rows}
+    chosen_on_a = sum((p.prompt, p.answer_a) in chosen for p in pairs)
+    assert 0.25 * len(pairs) < chosen_on_a < 0.75 * len(pairs)
+    assert pairs == pairs_from_preferences(rows, seed=0)
+    unique_rows = {(r["prompt"], frozenset((r["chosen"], r["rejected"]))) for r in rows}
+    assert len(pairs) == len(unique_rows) == len({p.pair_id for p in pairs})
+
+
+def test_pairs_from_preferences_skips_a_repeated_pair_even_with_sides_swapped():
+    row = {"prompt": "q", "chosen": "right", "rejected": "wrong"}
+    swapped = {"prompt": "q", "chosen": "wrong", "rejected": "right"}
+    other = {"prompt": "q2", "chosen": "right", "rejected": "wrong"}
+    pairs = pairs_from_preferences([row, row, swapped, other])
+    assert [p.prompt for p in pairs] == ["q", "q2"]
     assert make_pair("q", "a", "b").pair_id != make_pair("q", "b", "a").pair_id
 
 
