@@ -42,6 +42,7 @@ from llmlab.jobs import DivergedError, Job, JobCallback
 from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit
 from llmlab.preferences import question_text
+from llmlab.trainargs import demo_trainer_args
 
 Pair = Mapping[str, Any]  # {"prompt", "chosen", "rejected"}: strings, or chat messages as trl accepts them
 RewardFn = Callable[[str, str], float]  # (prompt text, answer text) -> the preference data's true reward
@@ -543,19 +544,10 @@ def dpo_config(settings: DPOSettings, output_dir: str, device: str):
         max_steps=settings.steps,
         learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,
-        seed=settings.seed,
-        data_seed=settings.seed,
         lr_scheduler_type="constant",
         warmup_steps=0,
         max_length=128,  # the tiny models' context
-        report_to="none",
-        save_strategy="no",
-        bf16=False,
-        activation_checkpointing=False,
-        logging_steps=1,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
+        **demo_trainer_args(device, settings.seed),
     )
 
 

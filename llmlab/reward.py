@@ -39,6 +39,7 @@ from llmlab.jobs import Job, JobCallback
 from llmlab.modeling import CACHE_DIR, MODELS_DIR, LoadedModel
 from llmlab.nexttoken import context_limit
 from llmlab.preferences import preference_pairs
+from llmlab.trainargs import demo_trainer_args
 
 datasets.disable_progress_bars()
 datasets.disable_caching()
@@ -95,16 +96,7 @@ def reward_config(cfg: RewardRunConfig, output_dir: str, device: str = "cpu") ->
         warmup_steps=min(5, cfg.max_steps // 5),
         weight_decay=0.0,
         max_length=None,
-        report_to="none",
-        save_strategy="no",
-        bf16=False,
-        activation_checkpointing=False,
-        logging_steps=1,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        **demo_trainer_args(device, cfg.seed),
     )
 
 
@@ -258,13 +250,19 @@ class _HeldOutProbe(TrainerCallback):
         return control
 
 
-def train_reward_model(loaded: LoadedModel, cfg: RewardRunConfig, job: Job | None = None) -> RewardRun:
+def train_reward_model(
+    loaded: LoadedModel, cfg: RewardRunConfig, job: Job | None = None, pairs: Sequence[dict] | None = None
+) -> RewardRun:
     """Train a reward model from `loaded` (the SFT model) with trl's RewardTrainer.
 
     With a `job`, every trl log line (loss, accuracy, margin) and the held-out accuracy go to `job.metrics`,
-    score lists to `job.notes`, and the run stops when the job is asked to. A NaN loss raises DivergedError."""
+    score lists to `job.notes`, and the run stops when the job is asked to. A NaN loss raises DivergedError.
+    `pairs` (trl prompt/chosen/rejected rows, e.g. a room's votes) replaces the shipped training pairs; the
+    held-out pairs stay the shipped test split, so runs on different data are scored alike."""
     cfg.check()
-    rows = preference_pairs(cfg.seed, cfg.biased, "train")
+    rows = list(pairs) if pairs is not None else preference_pairs(cfg.seed, cfg.biased, "train")
+    if len(rows) < 2:
+        raise RewardInputError("A reward model needs at least 2 preference pairs to learn from.")
     rows = random.Random(cfg.seed).sample(rows, min(cfg.train_pairs, len(rows)))  # fewer pairs: a random subset
     test = preference_pairs(cfg.seed, cfg.biased, "test")
     start = time.perf_counter()

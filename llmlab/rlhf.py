@@ -40,6 +40,7 @@ from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit
 from llmlab.preferences import padded, padding_level, questions, true_reward
 from llmlab.reward import RewardRun, score
+from llmlab.trainargs import demo_trainer_args
 
 BETA_MIN, BETA_MAX = 1e-3, 1e3  # the slider's range; the formulas below also take 0 and inf
 
@@ -347,16 +348,7 @@ def rloo_config(cfg: RLRunConfig, output_dir: str, device: str = "cpu") -> RLOOC
         max_completion_length=cfg.max_completion_length,
         temperature=1.0,
         weight_decay=0.0,
-        report_to="none",
-        save_strategy="no",
-        bf16=False,
-        activation_checkpointing=False,
-        logging_steps=1,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        **demo_trainer_args(device, cfg.seed),
     )
 
 

@@ -41,6 +41,7 @@ from llmlab.instructions import (
 from llmlab.jobs import DivergedError, Job, JobCallback
 from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit, readable_piece
+from llmlab.trainargs import demo_trainer_args
 
 datasets.disable_progress_bars()
 datasets.disable_caching()  # every run maps a fresh in-memory data set; nothing to reuse on disk
@@ -95,16 +96,7 @@ def sft_config(cfg: SFTRunConfig, output_dir: str, device: str = "cpu") -> SFTCo
         # Batches of similar lengths: a story (~90 tokens) no longer pads fifteen 20-token questions.
         train_sampling_strategy="group_by_length",
         max_length=None,  # inputs are checked against the context in `check_pair`
-        report_to="none",
-        save_strategy="no",
-        bf16=False,
-        activation_checkpointing=False,
-        logging_steps=1,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        **demo_trainer_args(device, cfg.seed),
     )
 
 

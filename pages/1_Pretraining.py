@@ -27,7 +27,7 @@ from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig, corpus_ids, live_pretraining
 from ui import urlstate
 from ui.cards import render_lesson_page
-from ui.frame import page_frame, shared_model
+from ui.frame import page_frame, shared_model, show_advanced
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips
@@ -261,19 +261,16 @@ def watch_it_learn(device: str) -> None:
     steps = c1.number_input(
         "Steps", min_value=10, max_value=20_000, step=10, key="pt_live_steps", help=help_of(PretrainConfig, "steps")
     )
-    lr = c2.select_slider(
-        "Learning rate",
-        LEARNING_RATES,
-        format_func=lambda x: f"{x:g}",
-        key="pt_live_lr",
-        help=help_of(PretrainConfig, "learning_rate"),
-    )
-    batch = c3.select_slider(
-        "Batch size",
-        BATCH_SIZES,
-        key="pt_live_batch",
-        help=help_of(PretrainConfig, "batch_size"),
-    )
+    if show_advanced():  # presenter mode hides them; their values (URL or default) still apply
+        c2.select_slider(
+            "Learning rate",
+            LEARNING_RATES,
+            format_func=lambda x: f"{x:g}",
+            key="pt_live_lr",
+            help=help_of(PretrainConfig, "learning_rate"),
+        )
+        c3.select_slider("Batch size", BATCH_SIZES, key="pt_live_batch", help=help_of(PretrainConfig, "batch_size"))
+    lr, batch = st.session_state["pt_live_lr"], st.session_state["pt_live_batch"]
     probe_prompt = st.text_input(
         "Probe prompt", ProbeConfig.prompt, max_chars=300, key="pt_live_probe", help=help_of(ProbeConfig, "prompt")
     )

@@ -20,8 +20,9 @@ from llmlab.instructions import (
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.nexttoken import context_limit
+from ui import urlstate
 from ui.cards import render_lesson_page
-from ui.frame import page_frame, shared_model
+from ui.frame import page_frame, shared_model, show_advanced
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips
@@ -34,13 +35,50 @@ LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0
 loaded = page_frame("Supervised fine-tuning", "✍️")
 
 
+@st.cache_data
+def mask_examples() -> dict:
+    """The first training pair of each kind, labelled by its instruction."""
+    examples = {}
+    for pair in polished_pairs():
+        if pair.kind not in {p.kind for p in examples.values()}:
+            examples[f"{pair.kind}: {pair.prompt}"] = pair
+    return examples
+
+
+# Every setting round-trips through the URL (?sft_live_steps=100&sft_lora_rank=4 ...): a link reproduces a view.
+# Widgets take their value from these keys. Presenter mode hides the advanced ones (live run's samples, learning
+# rate and "More settings"; LoRA's learning rate); their values, from the URL or the default, still apply.
+RUN, QUALITY = sft.SFTRunConfig(), sft.QualityConfig()
+LORA, WRONG = sft.LoraComparisonConfig(), sft.WrongFactsConfig()
+MASK_EXAMPLE = urlstate.Param("sft_mask_example", next(iter(mask_examples())), choices=(*mask_examples(), CUSTOM))
+MASK_EVERY_TOKEN = urlstate.Param("sft_mask_every_token", False)
+LIVE_SAMPLES = urlstate.Param("sft_live_samples", RUN.samples, lo=10, hi=len(polished_pairs()))
+LIVE_STEPS = urlstate.Param("sft_live_steps", RUN.max_steps, lo=5, hi=300)
+LIVE_LR = urlstate.Param("sft_live_lr", RUN.learning_rate, choices=LEARNING_RATES)
+LIVE_COMPLETION_ONLY = urlstate.Param("sft_live_completion_only", RUN.completion_only_loss)
+LIVE_FREEZE = urlstate.Param("sft_live_freeze", RUN.freeze_embeddings)
+Q_POLISHED = urlstate.Param("sft_q_polished", QUALITY.polished_samples, lo=20, hi=240)
+Q_MEDIOCRE = urlstate.Param("sft_q_mediocre", QUALITY.mediocre_samples, lo=100, hi=3000)
+Q_STEPS = urlstate.Param("sft_q_steps", QUALITY.max_steps, lo=10, hi=200)
+LORA_RANK = urlstate.Param("sft_lora_rank", LORA.lora_rank, lo=1, hi=32)
+LORA_STEPS = urlstate.Param("sft_lora_steps", LORA.max_steps, lo=10, hi=200)
+LORA_LR = urlstate.Param("sft_lora_lr", LORA.lora_learning_rate, choices=LEARNING_RATES)
+WRONG_STEPS = urlstate.Param("sft_wrong_steps", WRONG.max_steps, lo=10, hi=300)
+SETTINGS = (
+    *(MASK_EXAMPLE, MASK_EVERY_TOKEN, LIVE_SAMPLES, LIVE_STEPS, LIVE_LR, LIVE_COMPLETION_ONLY, LIVE_FREEZE),
+    *(Q_POLISHED, Q_MEDIOCRE, Q_STEPS, LORA_RANK, LORA_STEPS, LORA_LR, WRONG_STEPS),
+)
+urlstate.restore(SETTINGS, "sft_")
+
+
+def setting(param: urlstate.Param):
+    """A setting's current value, whether or not its widget was drawn (presenter mode hides the advanced ones)."""
+    return st.session_state[param.key]
+
+
 def help_of(config: type, name: str) -> str:
     """A config field's help text: the slider says exactly what the code's field says."""
     return next(f.metadata.get("help", "") for f in dataclasses.fields(config) if f.name == name)
-
-
-def default_of(config: type, name: str):
-    return next(f.default for f in dataclasses.fields(config) if f.name == name)
 
 
 def show_code(*functions) -> None:
@@ -50,10 +88,8 @@ def show_code(*functions) -> None:
             st.code(inspect.getsource(function), language="python")
 
 
-def lr_slider(label: str, key: str, default: float, help: str) -> float:
-    return st.select_slider(
-        label, options=LEARNING_RATES, value=default, key=key, format_func=lambda x: f"{x:g}", help=help
-    )
+def lr_slider(label: str, key: str, help: str) -> float:
+    return st.select_slider(label, options=LEARNING_RATES, key=key, format_func=lambda x: f"{x:g}", help=help)
 
 
 # -- 1. chat template and loss mask ----------------------------------------------------------------------
@@ -75,25 +111,15 @@ def _fill_example() -> None:
         st.session_state["sft_mask_response"] = pair.response
 
 
-@st.cache_data
-def mask_examples() -> dict:
-    """The first training pair of each kind, labelled by its instruction."""
-    examples = {}
-    for pair in polished_pairs():
-        if pair.kind not in {p.kind for p in examples.values()}:
-            examples[f"{pair.kind}: {pair.prompt}"] = pair
-    return examples
-
-
 def loss_mask_demo(loaded: LoadedModel) -> None:
     examples = mask_examples()
-    first = next(iter(examples.values()))
+    first = examples.get(setting(MASK_EXAMPLE), next(iter(examples.values())))  # a link may name an example
     st.session_state.setdefault("sft_mask_prompt", first.prompt)
     st.session_state.setdefault("sft_mask_response", first.response)
     st.selectbox(
         "Example from the training set",
         [*examples, CUSTOM],
-        key="sft_mask_example",
+        key=MASK_EXAMPLE.key,
         on_change=_fill_example,
         help="Every pair is generated from the corpus's facts (llmlab/instructions.py).",
     )
@@ -102,7 +128,7 @@ def loss_mask_demo(loaded: LoadedModel) -> None:
     response = c2.text_area("Response (the assistant's turn)", key="sft_mask_response", height=90, max_chars=2000)
     every_token = st.toggle(
         "Loss on every token (prompt too)",
-        key="sft_mask_every_token",
+        key=MASK_EVERY_TOKEN.key,
         help="trl's completion_only_loss=False: the model is also trained to predict the question.",
     )
     try:
@@ -167,36 +193,35 @@ loss = per_token[in_loss[1:]].mean()                     # what SFTTrainer minim
 
 
 def live_demo(loaded: LoadedModel) -> None:
-    n_pairs = len(polished_pairs())
     c1, c2, c3 = st.columns(3)
-    samples = c1.slider(
-        "Samples", 10, n_pairs, default_of(sft.SFTRunConfig, "samples"), 10, key="sft_live_samples",
-        help=help_of(sft.SFTRunConfig, "samples"),
-    )  # fmt: skip
-    steps = c2.slider(
-        "Steps", 5, 300, default_of(sft.SFTRunConfig, "max_steps"), 5, key="sft_live_steps",
-        help=help_of(sft.SFTRunConfig, "max_steps"),
-    )  # fmt: skip
-    with c3:
-        lr = lr_slider(
-            "Learning rate", "sft_live_lr", default_of(sft.SFTRunConfig, "learning_rate"),
-            help_of(sft.SFTRunConfig, "learning_rate") + " Above ~1 the loss becomes NaN.",
+    c2.slider(
+        "Steps", LIVE_STEPS.lo, LIVE_STEPS.hi, step=5, key=LIVE_STEPS.key, help=help_of(sft.SFTRunConfig, "max_steps")
+    )
+    if show_advanced():
+        c1.slider(
+            "Samples", LIVE_SAMPLES.lo, LIVE_SAMPLES.hi, step=10, key=LIVE_SAMPLES.key,
+            help=help_of(sft.SFTRunConfig, "samples"),
         )  # fmt: skip
-    with st.expander("More settings"):
-        completion_only = st.toggle(
-            "Loss on the response only", True, key="sft_live_completion_only",
-            help=help_of(sft.SFTRunConfig, "completion_only_loss"),
-        )  # fmt: skip
-        freeze = st.toggle(
-            "Freeze the token embeddings", True, key="sft_live_freeze",
-            help=help_of(sft.SFTRunConfig, "freeze_embeddings"),
-        )  # fmt: skip
+        with c3:
+            lr_slider(
+                "Learning rate", LIVE_LR.key,
+                help_of(sft.SFTRunConfig, "learning_rate") + " Above ~1 the loss becomes NaN.",
+            )  # fmt: skip
+        with st.expander("More settings"):
+            st.toggle(
+                "Loss on the response only", key=LIVE_COMPLETION_ONLY.key,
+                help=help_of(sft.SFTRunConfig, "completion_only_loss"),
+            )  # fmt: skip
+            st.toggle(
+                "Freeze the token embeddings", key=LIVE_FREEZE.key,
+                help=help_of(sft.SFTRunConfig, "freeze_embeddings"),
+            )  # fmt: skip
     cfg = sft.SFTRunConfig(
-        samples=samples,
-        max_steps=steps,
-        learning_rate=lr,
-        completion_only_loss=completion_only,
-        freeze_embeddings=freeze,
+        samples=setting(LIVE_SAMPLES),
+        max_steps=setting(LIVE_STEPS),
+        learning_rate=setting(LIVE_LR),
+        completion_only_loss=setting(LIVE_COMPLETION_ONLY),
+        freeze_embeddings=setting(LIVE_FREEZE),
     )
     if loaded.n_params > 5e6:
         st.warning(
@@ -271,15 +296,15 @@ def quality_demo(loaded: LoadedModel) -> None:
     Q = sft.QualityConfig
     c1, c2, c3 = st.columns(3)
     polished = c1.slider(
-        "Polished samples", 20, 240, default_of(Q, "polished_samples"), 10, key="sft_q_polished",
+        "Polished samples", Q_POLISHED.lo, Q_POLISHED.hi, step=10, key=Q_POLISHED.key,
         help=help_of(Q, "polished_samples"),
     )  # fmt: skip
     mediocre = c2.slider(
-        "Mediocre samples", 100, 3000, default_of(Q, "mediocre_samples"), 100, key="sft_q_mediocre",
+        "Mediocre samples", Q_MEDIOCRE.lo, Q_MEDIOCRE.hi, step=100, key=Q_MEDIOCRE.key,
         help=help_of(Q, "mediocre_samples"),
     )  # fmt: skip
     steps = c3.slider(
-        "Steps (each run)", 10, 200, default_of(Q, "max_steps"), 10, key="sft_q_steps", help=help_of(Q, "max_steps")
+        "Steps (each run)", Q_STEPS.lo, Q_STEPS.hi, step=10, key=Q_STEPS.key, help=help_of(Q, "max_steps")
     )
     cfg = Q(polished_samples=polished, mediocre_samples=mediocre, max_steps=steps)
     run_panel(
@@ -346,18 +371,14 @@ def draw_comparison(job: Job) -> None:
 def lora_demo(loaded: LoadedModel) -> None:
     L = sft.LoraComparisonConfig
     c1, c2, c3 = st.columns(3)
-    rank = c1.slider(
-        "LoRA rank r", 1, 32, default_of(L, "lora_rank"), key="sft_lora_rank", help=help_of(L, "lora_rank")
-    )
+    rank = c1.slider("LoRA rank r", LORA_RANK.lo, LORA_RANK.hi, key=LORA_RANK.key, help=help_of(L, "lora_rank"))
     steps = c2.slider(
-        "Steps (each run)", 10, 200, default_of(L, "max_steps"), 10, key="sft_lora_steps",
-        help=help_of(L, "max_steps"),
-    )  # fmt: skip
-    with c3:
-        lora_lr = lr_slider(
-            "LoRA learning rate", "sft_lora_lr", default_of(L, "lora_learning_rate"), help_of(L, "lora_learning_rate")
-        )
-    cfg = L(lora_rank=rank, max_steps=steps, lora_learning_rate=lora_lr)
+        "Steps (each run)", LORA_STEPS.lo, LORA_STEPS.hi, step=10, key=LORA_STEPS.key, help=help_of(L, "max_steps")
+    )
+    if show_advanced():
+        with c3:
+            lr_slider("LoRA learning rate", LORA_LR.key, help_of(L, "lora_learning_rate"))
+    cfg = L(lora_rank=rank, max_steps=steps, lora_learning_rate=setting(LORA_LR))
     run_panel(
         "sft_lora",
         lambda: Job("sft_lora", sft.lora_work(loaded, cfg)),
@@ -401,7 +422,7 @@ def draw_lora(job: Job) -> None:
 def wrong_facts_demo(loaded: LoadedModel) -> None:
     W = sft.WrongFactsConfig
     steps = st.slider(
-        "Steps", 10, 300, default_of(W, "max_steps"), 10, key="sft_wrong_steps", help=help_of(W, "max_steps")
+        "Steps", WRONG_STEPS.lo, WRONG_STEPS.hi, step=10, key=WRONG_STEPS.key, help=help_of(W, "max_steps")
     )
     cfg = W(max_steps=steps)
     run_panel(
@@ -471,6 +492,7 @@ def demo() -> None:
         lora_demo(loaded)
     with tabs[4]:
         wrong_facts_demo(loaded)
+    urlstate.publish(SETTINGS)  # after every widget: the address bar now shares this exact view
 
 
 render_lesson_page(

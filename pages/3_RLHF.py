@@ -22,7 +22,8 @@ from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
 from ui.cards import render_lesson_page
-from ui.frame import page_frame, shared_model
+from ui.crowd_train import crowd_tab
+from ui.frame import page_frame, shared_model, show_advanced
 from ui.runs import current_job, run_panel
 from ui.text import md_escape
 
@@ -40,13 +41,34 @@ RM_DEFAULTS = reward.RewardRunConfig()
 SWEEP_QUESTION = "Where is Mexico?"  # the SFT model is right; the biased reward model prefers padded wrong answers
 RL_DEFAULTS = rlhf.RLRunConfig()
 
+PROPOSAL_TEMPERATURES = (0.7, 1.0, 1.3, 1.6, 2.0)
+N_TRAIN_PAIRS = len(preferences.preference_pairs(0, False, "train"))  # the same count with biased labels
+SWEEP_QUESTIONS = tuple(q.text for q in preferences.questions("train") + preferences.questions("unseen"))
+SCORE_QUESTIONS = tuple(q.text for q in preferences.all_questions())
+
+# Every setting round-trips through the URL; widgets take their value from these keys. Presenter mode hides the
+# advanced ones (learning rates, the sweep's K and proposal temperature); their values still apply.
+RM_BIASED_LABELS = urlstate.Param("rl_rm_biased", False)
+RM_STEPS = urlstate.Param("rl_rm_steps", RM_DEFAULTS.max_steps, lo=10, hi=400)
+RM_LR = urlstate.Param("rl_rm_lr", RM_DEFAULTS.learning_rate, choices=LEARNING_RATES)
+RM_PAIRS = urlstate.Param("rl_rm_pairs", N_TRAIN_PAIRS, lo=8, hi=N_TRAIN_PAIRS)
+SCORE_QUESTION = urlstate.Param("rl_score_question", SCORE_QUESTIONS[0], choices=SCORE_QUESTIONS)
+SWEEP_QUESTION_P = urlstate.Param("rl_sweep_question", SWEEP_QUESTION, choices=SWEEP_QUESTIONS)
+SWEEP_REWARD = urlstate.Param("rl_sweep_reward", RM_BIASED, choices=(RM_UNBIASED, RM_BIASED, RM_SESSION))
+SWEEP_K = urlstate.Param("rl_sweep_k", 32, lo=4, hi=64)
+SWEEP_TEMPERATURE = urlstate.Param("rl_sweep_temperature", 1.0, choices=PROPOSAL_TEMPERATURES)
+SWEEP_REWRITES = urlstate.Param("rl_sweep_rewrites", True)
 SWEEP_BETA = urlstate.Param("rl_beta", 0.1, choices=BETAS)
+RL_REWARD = urlstate.Param("rl_online_reward", RM_BIASED, choices=(RM_UNBIASED, RM_BIASED, RM_SESSION, CORRECTNESS))
+RL_COMPARE = urlstate.Param("rl_online_compare", (0.0,), choices=RL_BETAS)
 RL_KL = urlstate.Param("rl_kl", RL_DEFAULTS.beta, choices=RL_BETAS)
 RL_STEPS = urlstate.Param("rl_steps", RL_DEFAULTS.max_steps, lo=5, hi=200)
 RL_LR = urlstate.Param("rl_lr", RL_DEFAULTS.learning_rate, choices=LEARNING_RATES)
-RM_STEPS = urlstate.Param("rl_rm_steps", RM_DEFAULTS.max_steps, lo=10, hi=400)
-RM_LR = urlstate.Param("rl_rm_lr", RM_DEFAULTS.learning_rate, choices=LEARNING_RATES)
-SETTINGS = (SWEEP_BETA, RL_KL, RL_STEPS, RL_LR, RM_STEPS, RM_LR)
+SETTINGS = (
+    *(RM_BIASED_LABELS, RM_STEPS, RM_LR, RM_PAIRS, SCORE_QUESTION),
+    *(SWEEP_QUESTION_P, SWEEP_REWARD, SWEEP_K, SWEEP_TEMPERATURE, SWEEP_REWRITES, SWEEP_BETA),
+    *(RL_REWARD, RL_COMPARE, RL_KL, RL_STEPS, RL_LR),
+)
 
 loaded = page_frame("RLHF", "⚖️")
 sft = shared_model(POLICY, loaded.device)
@@ -61,7 +83,7 @@ def fmt(x: float) -> str:
     return f"{x:g}"
 
 
-@st.cache_resource(show_spinner="Training this server's reward model once (a few seconds, then cached on disk)…")
+@st.cache_resource(show_spinner="Loading the reward model (bundled, or trained once and cached on disk)…")
 def default_reward_model(policy: str, device: str, biased: bool) -> reward.RewardRun:
     """The reward model the sweep and RL use by default: shared, read-only, trained once per server."""
     return reward.load_or_train_reward_model(shared_model(policy, device), reward.RewardRunConfig(biased=biased))
@@ -90,9 +112,18 @@ def reward_model_for(choice: str) -> reward.RewardRun | None:
 
 def _repair_state() -> None:
     """Values put in session state from outside the widgets (a URL, a stale session) must not crash them."""
-    for param, options in ((SWEEP_BETA, BETAS), (RL_KL, RL_BETAS), (RL_LR, LEARNING_RATES), (RM_LR, LEARNING_RATES)):
+    for param, options in (
+        *((p, p.choices) for p in (SWEEP_BETA, RL_KL, RL_LR, RM_LR, SWEEP_TEMPERATURE)),
+        (SWEEP_REWARD, reward_options()),  # "your reward model" only once tab 1 has trained one
+        (RL_REWARD, reward_options(with_correctness=True)),
+    ):
         if st.session_state.get(param.key) not in options:
             st.session_state[param.key] = param.default
+
+
+def setting(param: urlstate.Param):
+    """A setting's current value, whether or not its widget was drawn (presenter mode hides the advanced ones)."""
+    return st.session_state[param.key]
 
 
 # -- 0. the pipeline ----------------------------------------------------------------------------------------
@@ -173,17 +204,20 @@ def reward_tab() -> None:
         "that no training pair contains."
     )
     biased = st.toggle(
-        "Biased labels: the longer answer wins", key="rl_rm_biased", help=help_of(reward.RewardRunConfig, "biased")
+        "Biased labels: the longer answer wins",
+        key=RM_BIASED_LABELS.key,
+        help=help_of(reward.RewardRunConfig, "biased"),
     )
     c2, c3, c4 = st.columns(3)
     steps = c2.slider("Steps", 10, 400, step=10, key=RM_STEPS.key, help=help_of(reward.RewardRunConfig, "max_steps"))
-    lr = c3.select_slider(
-        "Learning rate", LEARNING_RATES, key=RM_LR.key, format_func=fmt,
-        help=help_of(reward.RewardRunConfig, "learning_rate"),
-    )  # fmt: skip
-    n_train = len(preferences.preference_pairs(0, biased, "train"))
+    if show_advanced():
+        c3.select_slider(
+            "Learning rate", LEARNING_RATES, key=RM_LR.key, format_func=fmt,
+            help=help_of(reward.RewardRunConfig, "learning_rate"),
+        )  # fmt: skip
+    lr = setting(RM_LR)
     n_pairs = c4.slider(
-        "Training pairs", 8, n_train, n_train, step=8, key="rl_rm_pairs",
+        "Training pairs", RM_PAIRS.lo, RM_PAIRS.hi, step=8, key=RM_PAIRS.key,
         help=help_of(reward.RewardRunConfig, "train_pairs"),
     )  # fmt: skip
     rows = preferences.preference_pairs(0, biased, "train")
@@ -288,7 +322,7 @@ def draw_reward_run(job: Job) -> None:
 
 def score_box() -> None:
     questions = {q.text: q for q in preferences.all_questions()}
-    question = st.selectbox("Question", list(questions), key="rl_score_question")
+    question = st.selectbox("Question", list(questions), key=SCORE_QUESTION.key)
     q = questions[question]
     st.session_state.setdefault("rl_score_a", preferences.answer_text(q, q.answer))
     st.session_state.setdefault("rl_score_b", preferences.padded(preferences.wrong_answers(q)[1], 1))
@@ -357,19 +391,18 @@ def sweep_tab() -> None:
         "max E[r] − β·KL(π‖π_ref) is exact: **π\\*(y) ∝ π_ref(y)·exp(r(y)/β)**. No training, so β moves instantly."
     )
     c1, c2 = st.columns(2)
-    all_q = preferences.questions("train") + preferences.questions("unseen")
-    question = c1.selectbox(
-        "Question", [q.text for q in all_q], index=[q.text for q in all_q].index(SWEEP_QUESTION), key="rl_sweep_question",
-    )  # fmt: skip
-    choice = c2.radio("Reward model", reward_options(), index=1, key="rl_sweep_reward", horizontal=False)
+    question = c1.selectbox("Question", SWEEP_QUESTIONS, key=SWEEP_QUESTION_P.key)
+    choice = c2.radio("Reward model", reward_options(), key=SWEEP_REWARD.key, horizontal=False)
     c3, c4, c5 = st.columns(3)
-    k = c3.slider("Samples K", 4, 64, 32, step=4, key="rl_sweep_k", help="Answers sampled from π_ref.")
-    temperature = c4.select_slider(
-        "Proposal temperature", (0.7, 1.0, 1.3, 1.6, 2.0), 1.0, key="rl_sweep_temperature",
-        help="Only widens which answers are proposed; π_ref(y) is always the model's own probability.",
-    )  # fmt: skip
+    if show_advanced():
+        c3.slider("Samples K", SWEEP_K.lo, SWEEP_K.hi, step=4, key=SWEEP_K.key, help="Answers sampled from π_ref.")
+        c4.select_slider(
+            "Proposal temperature", PROPOSAL_TEMPERATURES, key=SWEEP_TEMPERATURE.key,
+            help="Only widens which answers are proposed; π_ref(y) is always the model's own probability.",
+        )  # fmt: skip
+    k, temperature = setting(SWEEP_K), setting(SWEEP_TEMPERATURE)
     rewrites = c5.toggle(
-        "Add padded rewrites", True, key="rl_sweep_rewrites",
+        "Add padded rewrites", key=SWEEP_REWRITES.key,
         help="Each sampled answer also wrapped in polite padding: what an RL policy could drift to.",
     )  # fmt: skip
     beta = st.select_slider(
@@ -449,9 +482,9 @@ def rl_tab() -> None:
         "`ppo_step(reward, kl_penalty=β)` (GRPOTrainer adds the KL to the loss instead)."
     )
     c1, c2 = st.columns(2)
-    choice = c1.radio("Reward", reward_options(with_correctness=True), index=1, key="rl_online_reward")
+    choice = c1.radio("Reward", reward_options(with_correctness=True), key=RL_REWARD.key)
     extra = c2.multiselect(
-        "Also run, side by side (same seed)", RL_BETAS, default=[0.0], key="rl_online_compare", format_func=fmt,
+        "Also run, side by side (same seed)", RL_BETAS, key=RL_COMPARE.key, format_func=fmt,
         help="More KL coefficients, each a run of its own after the first; curves share the charts.",
     )  # fmt: skip
     c3, c4, c5 = st.columns(3)
@@ -459,10 +492,12 @@ def rl_tab() -> None:
         "KL coefficient β", RL_BETAS, key=RL_KL.key, format_func=fmt, help=help_of(rlhf.RLRunConfig, "beta")
     )
     steps = c4.slider("Steps", 5, 200, step=5, key=RL_STEPS.key, help=help_of(rlhf.RLRunConfig, "max_steps"))
-    lr = c5.select_slider(
-        "Learning rate", LEARNING_RATES, key=RL_LR.key, format_func=fmt,
-        help=help_of(rlhf.RLRunConfig, "learning_rate"),
-    )  # fmt: skip
+    if show_advanced():
+        c5.select_slider(
+            "Learning rate", LEARNING_RATES, key=RL_LR.key, format_func=fmt,
+            help=help_of(rlhf.RLRunConfig, "learning_rate"),
+        )  # fmt: skip
+    lr = setting(RL_LR)
     urlstate.publish(SETTINGS)
     betas = list(dict.fromkeys([beta, *extra]))
     reward_kind = "correctness" if choice == CORRECTNESS else "reward model"
@@ -592,13 +627,17 @@ def demo() -> None:
     urlstate.restore(SETTINGS, "rl_")
     _repair_state()
     stages = st.empty()  # drawn last, so it shows the runs the buttons below just started or reset
-    tab1, tab2, tab3 = st.tabs(["1 · Reward model", "2 · KL sweep (exact, instant)", "3 · Online RL (live)"])
+    tab1, tab2, tab3, tab4 = st.tabs(
+        ["1 · Reward model", "2 · KL sweep (exact, instant)", "3 · Online RL (live)", "Vote as a room"]
+    )
     with tab1:
         reward_tab()
     with tab2:
         sweep_tab()
     with tab3:
         rl_tab()
+    with tab4:
+        crowd_tab("rl_crowd", sft)
     with stages:
         pipeline()
 
@@ -609,7 +648,9 @@ render_lesson_page(
     try_it={
         "rlhf-q1": "tab 2: drag β from 1000 to 0.001 and watch KL and reward; tab 3: run β = 0 beside β = 0.5.",
         "rlhf-q2": "tab 2 with the biased reward model: as β → 0, π* moves to long, padded answers.",
-        "rlhf-q3": "tab 1: train on 16 pairs instead of 768 and compare the held-out accuracy.",
+        "rlhf-q3": "tab 1: train on 16 pairs instead of 768 and compare the held-out accuracy. Vote as a room: "
+        "choosing the better answer is easy (the card's 'hard to demonstrate, easy to choose'); train the reward "
+        "model on the room's few votes and compare it with the same run on shipped pairs.",
         "rlhf-q4": "tab 1 with biased labels, then tab 3 with that reward model: the policy amplifies the bias.",
     },
 )

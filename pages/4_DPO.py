@@ -23,7 +23,8 @@ from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
 from ui.cards import render_lesson_page
-from ui.frame import page_frame, shared_model
+from ui.crowd_train import crowd_tab
+from ui.frame import page_frame, shared_model, show_advanced
 from ui.runs import current_job, run_panel
 from ui.text import md_escape
 
@@ -39,10 +40,6 @@ OWN_PAIR = "Write your own pair…"
 loaded = page_frame("DPO", "🎯")
 start = shared_model(START_MODEL, loaded.device)
 DEFAULTS = dpo.DPOSettings()
-BETA = urlstate.Param("dpo_beta", DEFAULTS.beta, choices=dpo.BETA_CHOICES)
-STEPS = urlstate.Param("dpo_steps", DEFAULTS.steps, lo=10, hi=300)
-LR = urlstate.Param("dpo_lr", DEFAULTS.learning_rate, choices=LEARNING_RATES)
-SETTINGS = (BETA, STEPS, LR)
 
 
 @st.cache_data(show_spinner=False)
@@ -60,6 +57,30 @@ def _fmt_lr(x: float) -> str:
     return f"{x:g}"
 
 
+def _pair_label(i: int, pair: dict) -> str:
+    return f"{i + 1}. {preferences.question_text(pair['prompt'])} ✓ {pair['chosen'][:50]} ✗ {pair['rejected'][:50]}"
+
+
+# Every setting round-trips through the URL (?dpo_beta=0.05&dpo_sweep_betas=0.01,0.1,1 ...); widgets take their
+# value from these keys. Presenter mode hides the advanced ones (the learning rates); their values still apply.
+EXAMPLES = (*(_pair_label(i, p) for i, p in enumerate(pairs("test")[:12])), OWN_PAIR)
+LOSS_SETTINGS = (
+    urlstate.Param("dpo_loss_betas", LOSS_BETAS, choices=dpo.BETA_CHOICES),
+    urlstate.Param("dpo_example", EXAMPLES[0], choices=EXAMPLES),
+)
+BETA = urlstate.Param("dpo_beta", DEFAULTS.beta, choices=dpo.BETA_CHOICES)
+STEPS = urlstate.Param("dpo_steps", DEFAULTS.steps, lo=10, hi=300)
+LR = urlstate.Param("dpo_lr", DEFAULTS.learning_rate, choices=LEARNING_RATES)
+SETTINGS = (BETA, STEPS, LR)  # the Live DPO tab's; the Offline limit and Single annotator tabs use them too
+SWEEP_STEPS = urlstate.Param("dpo_sweep_steps", 150, lo=20, hi=300)
+SWEEP_LR = urlstate.Param("dpo_sweep_lr", DEFAULTS.learning_rate, choices=LEARNING_RATES)
+SWEEP_SETTINGS = (urlstate.Param("dpo_sweep_betas", dpo.SWEEP_BETAS, choices=dpo.BETA_CHOICES), SWEEP_STEPS, SWEEP_LR)
+RLHF_STEPS = urlstate.Param("dpo_rlhf_steps", 30, lo=10, hi=100)
+RLHF_SETTINGS = (urlstate.Param("dpo_rlhf_betas", (0.01, 0.1, 1.0), choices=dpo.BETA_CHOICES), RLHF_STEPS)
+COVER_SETTINGS = (urlstate.Param("dpo_cover_kinds", ("capital",), choices=preferences.KINDS),)
+PAGE_SETTINGS = LOSS_SETTINGS + SETTINGS + SWEEP_SETTINGS + RLHF_SETTINGS + COVER_SETTINGS
+
+
 # -- settings: sliders that round-trip through the URL ----------------------------------------------------
 
 
@@ -75,26 +96,31 @@ def _repair_state() -> None:
         st.session_state[LR.key] = DEFAULTS.learning_rate
 
 
-def settings_widgets() -> dpo.DPOSettings:
-    """β, steps and learning rate; they round-trip through the URL (?dpo_beta=0.05&dpo_steps=100&dpo_lr=0.0003)."""
+def restore_settings() -> None:
+    """Before any widget: the URL's settings (once per session), each bad one with a notice saying why."""
     raw_beta = st.query_params.get(BETA.key)
-    for notice in urlstate.restore(SETTINGS, "dpo_"):
+    for notice in urlstate.restore(PAGE_SETTINGS, "dpo_"):
         reason = ""
         if notice.startswith(f"'{BETA.key}=") and raw_beta is not None:
             problems = dpo.settings_problems(_as_float(raw_beta), DEFAULTS.steps, DEFAULTS.learning_rate)
             reason = (problems[0] + " ") if problems else "β must be one of the slider's values. "
         st.warning(reason + notice, icon="🔗")
     _repair_state()
+
+
+def settings_widgets() -> dpo.DPOSettings:
+    """β, steps and learning rate; they round-trip through the URL (?dpo_beta=0.05&dpo_steps=100&dpo_lr=0.0003)."""
     c1, c2, c3 = st.columns(3)
     beta = c1.select_slider(
         "β (log scale)", dpo.BETA_CHOICES, key=BETA.key, format_func=_fmt_lr, help=dpo.DPOSettings.help("beta")
     )
-    steps = c2.slider("Steps", 10, 300, step=10, key=STEPS.key, help=dpo.DPOSettings.help("steps"))
-    lr = c3.select_slider(
-        "Learning rate", LEARNING_RATES, key=LR.key, format_func=_fmt_lr, help=dpo.DPOSettings.help("learning_rate")
-    )
+    steps = c2.slider("Steps", STEPS.lo, STEPS.hi, step=10, key=STEPS.key, help=dpo.DPOSettings.help("steps"))
+    if show_advanced():
+        c3.select_slider(
+            "Learning rate", LEARNING_RATES, key=LR.key, format_func=_fmt_lr, help=dpo.DPOSettings.help("learning_rate")
+        )
     urlstate.publish(SETTINGS)
-    return dpo.DPOSettings(beta=float(beta), steps=int(steps), learning_rate=float(lr))
+    return dpo.DPOSettings(beta=float(beta), steps=int(steps), learning_rate=float(st.session_state[LR.key]))
 
 
 def _as_float(raw: str) -> float:
@@ -109,9 +135,7 @@ def _as_float(raw: str) -> float:
 
 @st.fragment
 def loss_tab() -> None:
-    betas = st.multiselect(
-        "β values to draw", dpo.BETA_CHOICES, default=list(LOSS_BETAS), key="dpo_loss_betas", format_func=_fmt_lr
-    )
+    betas = st.multiselect("β values to draw", dpo.BETA_CHOICES, key="dpo_loss_betas", format_func=_fmt_lr)
     if not betas:
         st.info("Pick at least one β to draw its loss.", icon="📈")
     else:
@@ -127,10 +151,7 @@ def loss_tab() -> None:
         )
     st.markdown("#### The implicit reward on one pair")
     implicit_reward_example()
-
-
-def _pair_label(i: int, pair: dict) -> str:
-    return f"{i + 1}. {preferences.question_text(pair['prompt'])} ✓ {pair['chosen'][:50]} ✗ {pair['rejected'][:50]}"
+    urlstate.publish(LOSS_SETTINGS)
 
 
 def _policy_for_example() -> tuple[object, float, str]:
@@ -149,7 +170,7 @@ def _policy_for_example() -> tuple[object, float, str]:
 
 def implicit_reward_example() -> None:
     heldout = pairs("test")[:12]
-    options = [_pair_label(i, p) for i, p in enumerate(heldout)] + [OWN_PAIR]
+    options = list(EXAMPLES)
     choice = st.selectbox("Example pair (held-out pairs)", options, key="dpo_example")
     if choice == OWN_PAIR:
         c1, c2, c3 = st.columns(3)
@@ -316,21 +337,19 @@ def _remember_live(job: Job) -> None:
 @st.fragment
 def sweep_tab() -> None:
     c1, c2, c3 = st.columns([2, 1, 1])
-    betas = c1.multiselect(
-        "β values", dpo.BETA_CHOICES, default=list(dpo.SWEEP_BETAS), key="dpo_sweep_betas", format_func=_fmt_lr
-    )
+    betas = c1.multiselect("β values", dpo.BETA_CHOICES, key="dpo_sweep_betas", format_func=_fmt_lr)
     steps = c2.slider(
         "Steps per β",
-        20,
-        300,
-        150,
+        SWEEP_STEPS.lo,
+        SWEEP_STEPS.hi,
         step=10,
-        key="dpo_sweep_steps",
+        key=SWEEP_STEPS.key,
         help="Over ~50 steps β mostly rescales the loss; over 150–200 the small-β runs drift away.",
     )
-    lr = c3.select_slider(
-        "Learning rate", LEARNING_RATES, DEFAULTS.learning_rate, key="dpo_sweep_lr", format_func=_fmt_lr
-    )
+    if show_advanced():
+        c3.select_slider("Learning rate", LEARNING_RATES, key=SWEEP_LR.key, format_func=_fmt_lr)
+    lr = st.session_state[SWEEP_LR.key]
+    urlstate.publish(SWEEP_SETTINGS)
     if not betas:
         st.info("Pick at least one β to sweep.", icon="📈")
         return
@@ -422,13 +441,10 @@ def frontier_tab() -> None:
     )
     c1, c2 = st.columns([2, 1])
     betas = c1.multiselect(
-        "β values for RLHF (its KL coefficient)",
-        dpo.BETA_CHOICES,
-        default=[0.01, 0.1, 1.0],
-        key="dpo_rlhf_betas",
-        format_func=_fmt_lr,
+        "β values for RLHF (its KL coefficient)", dpo.BETA_CHOICES, key="dpo_rlhf_betas", format_func=_fmt_lr
     )
-    rl_steps = c2.slider("RL steps per β", 10, 100, 30, step=10, key="dpo_rlhf_steps")
+    rl_steps = c2.slider("RL steps per β", RLHF_STEPS.lo, RLHF_STEPS.hi, step=10, key=RLHF_STEPS.key)
+    urlstate.publish(RLHF_SETTINGS)
     if betas:
         chosen = sorted(betas)
 
@@ -551,10 +567,10 @@ def offline_tab() -> None:
     covered = st.multiselect(
         "Kinds of question the preference pairs cover",
         preferences.KINDS,
-        default=["capital"],
         key="dpo_cover_kinds",
         help="Training uses only the pairs about these kinds of question; every kind is then scored on held-out pairs.",
     )
+    urlstate.publish(COVER_SETTINGS)
     if not covered:
         st.info("Pick at least one kind of question for the pairs to cover.", icon="📈")
         return
@@ -713,11 +729,14 @@ def draw_annotator(job: Job, steps: int) -> None:
 
 
 def demo() -> None:
+    restore_settings()
     st.caption(
         f"Every demo trains **{START_MODEL}** (the SFT stage's output, {start.n_params / 1e6:.2f} M parameters), "
         "whatever the sidebar model, so a run takes seconds; the preference pairs are the RLHF page's."
     )
-    tabs = st.tabs(["The loss", "Live DPO", "β sweep", "DPO vs RLHF", "Offline limit", "Single annotator"])
+    tabs = st.tabs(
+        ["The loss", "Live DPO", "β sweep", "DPO vs RLHF", "Offline limit", "Single annotator", "Vote as a room"]
+    )
     with tabs[0]:
         loss_tab()
     with tabs[1]:
@@ -730,6 +749,8 @@ def demo() -> None:
         offline_tab()
     with tabs[5]:
         annotator_tab()
+    with tabs[6]:
+        crowd_tab("dpo_crowd", start)  # the RLHF page's room votes: one store, one voter id per browser tab
 
 
 render_lesson_page(
@@ -739,7 +760,8 @@ render_lesson_page(
         "dpo-q1": "DPO vs RLHF tab: the same reward-vs-KL axes for both methods, with what each keeps in memory.",
         "dpo-q2": "Offline limit tab: train on capital questions only, then compare capitals with the kinds of "
         "question no pair covers.",
-        "dpo-q3": "Single annotator tab: train on a labeller who always prefers the longer answer.",
+        "dpo-q3": "Single annotator tab: train on a labeller who always prefers the longer answer. Vote as a "
+        "room: the presenter trains DPO on one attendee's votes, then on everyone's.",
         "dpo-q4": "β sweep tab: run β = 0.01 … 1 and watch accuracy and KL trade off; the loss tab shows why.",
     },
 )

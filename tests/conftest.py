@@ -1,5 +1,7 @@
 """Shared test set-up: the repo on sys.path (AppTest does not add it), quiet torch threads, shared fixtures."""
 
+import itertools
+import json
 import os
 import sys
 from pathlib import Path
@@ -18,3 +20,56 @@ def tiny_base():
     from llmlab.modeling import load_model
 
     return load_model("tiny-base", "cpu")
+
+
+# -- AppTest helpers shared by the page tests ------------------------------------------------------------
+
+_session_ids = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def session(monkeypatch):
+    """Every test's AppTests get a session id of their own: AppTest otherwise gives every instance the same
+    id, and the session-scoped run registry (ui/runs.py) would carry one test's jobs into the next. Within a
+    test all AppTests share the id (two tabs of one browser session); set `session["id"]` to switch."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    current = {"id": f"test-session-{next(_session_ids)}"}
+    original = script_runner.ScriptRunner.__init__
+
+    def init(self, *args, session_id, **kwargs):
+        original(self, *args, session_id=current["id"], **kwargs)
+
+    monkeypatch.setattr(script_runner.ScriptRunner, "__init__", init)
+    return current
+
+
+def open_page(page: str, query: dict[str, str] | None = None, timeout_s: float = 180):
+    """A fresh AppTest of `page` (e.g. "pages/4_DPO.py") opened through app.py, with URL parameters
+    `query`, run once and checked free of exceptions."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout_s)
+    at.switch_page(page)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def chart(at, key_suffix: str) -> dict:
+    """The figure JSON of the plotly chart whose widget key ends with `key_suffix`."""
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(key_suffix):
+            return json.loads(element.proto.spec)
+    raise AssertionError(f"no chart {key_suffix}; have {[e.proto.id[-25:] for e in at.get('plotly_chart')]}")
+
+
+def has_chart(at, key_suffix: str) -> bool:
+    return any(e.proto.id.endswith(key_suffix) for e in at.get("plotly_chart"))
+
+
+def texts(at) -> str:
+    """Every caption, markdown and status message of the page, as one string."""
+    return " ".join(e.value for e in [*at.caption, *at.markdown, *at.success, *at.info, *at.warning, *at.error])

@@ -4,52 +4,23 @@ Each test gets its own session id (the `session` fixture), because AppTest other
 session-scoped run registry would carry jobs from one test into the next.
 """
 
-import itertools
-import json
 import math
 import time
 
 import pytest
 import torch
-from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
 from llmlab import dpo
-from tests.conftest import ROOT
+from tests import conftest
+from tests.conftest import ROOT, chart, has_chart, texts  # noqa: F401  (re-exported for other tests)
 from tests.test_pages import array
 
 PAGE = "pages/4_DPO.py"
-_ids = itertools.count()
-
-
-@pytest.fixture
-def session(monkeypatch):
-    """`session["id"]` is the session id of the next AppTest run (a fresh one per test by default)."""
-    current = {"id": f"dpo-test-{next(_ids)}"}
-    original = script_runner.ScriptRunner.__init__
-
-    def init(self, *args, session_id, **kwargs):
-        original(self, *args, session_id=current["id"], **kwargs)
-
-    monkeypatch.setattr(script_runner.ScriptRunner, "__init__", init)
-    return current
 
 
 def open_page(query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    at.switch_page(PAGE)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def chart(at: AppTest, key_suffix: str) -> dict:
-    for element in at.get("plotly_chart"):
-        if element.proto.id.endswith(key_suffix):
-            return json.loads(element.proto.spec)
-    raise AssertionError(f"no chart {key_suffix}; have {[e.proto.id[-25:] for e in at.get('plotly_chart')]}")
+    return conftest.open_page(PAGE, query, timeout_s=180)
 
 
 def table(at: AppTest, column: str):
@@ -58,10 +29,6 @@ def table(at: AppTest, column: str):
         if column in element.value.columns:
             return element.value
     raise AssertionError(f"no table with column {column!r}")
-
-
-def texts(at: AppTest) -> str:
-    return " ".join(e.value for e in [*at.caption, *at.markdown, *at.success, *at.info, *at.warning, *at.error])
 
 
 def wait_for(at: AppTest, words: tuple[str, ...], timeout_s: float = 600) -> str:

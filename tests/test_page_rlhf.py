@@ -5,71 +5,23 @@ The server's default reward models are trained on first use (then cached on disk
 for a few steps only, since their quality is tested in tests/test_rlhf.py and the page only needs one.
 """
 
-import dataclasses
-import itertools
-import json
 import time
 
 import numpy as np
 import pytest
-from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
-from llmlab import reward, rlhf
+from llmlab import rlhf
 from llmlab.preferences import preference_pairs
-from tests.conftest import ROOT
+from tests import conftest
+from tests.conftest import ROOT, chart, has_chart, texts  # noqa: F401  (re-exported for other tests)
 from tests.test_pages import array
 
 PAGE = "pages/3_RLHF.py"
-_ids = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def quick_default_reward_models(monkeypatch):
-    original = reward.train_reward_model
-
-    def quick(loaded, cfg):
-        return original(loaded, dataclasses.replace(cfg, max_steps=3))
-
-    monkeypatch.setattr(reward, "load_or_train_reward_model", quick)
-
-
-@pytest.fixture
-def session(monkeypatch):
-    """`session["id"]` is the session id of the next AppTest run (a fresh one per test by default)."""
-    current = {"id": f"rl-test-{next(_ids)}"}
-    original = script_runner.ScriptRunner.__init__
-
-    def init(self, *args, session_id, **kwargs):
-        original(self, *args, session_id=current["id"], **kwargs)
-
-    monkeypatch.setattr(script_runner.ScriptRunner, "__init__", init)
-    return current
-
-
-def open_page(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.switch_page(PAGE)
-    if query:
-        at.query_params.update(query)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def chart(at: AppTest, key_suffix: str) -> dict:
-    for element in at.get("plotly_chart"):
-        if element.proto.id.endswith(key_suffix):
-            return json.loads(element.proto.spec)
-    raise AssertionError(f"no chart {key_suffix}; have {[e.proto.id[-25:] for e in at.get('plotly_chart')]}")
-
-
-def has_chart(at: AppTest, key_suffix: str) -> bool:
-    return any(e.proto.id.endswith(key_suffix) for e in at.get("plotly_chart"))
-
-
-def texts(at: AppTest) -> str:
-    return " ".join(e.value for e in [*at.caption, *at.markdown, *at.success, *at.info, *at.warning, *at.error])
+def open_page(query: dict[str, str] | None = None) -> AppTest:
+    return conftest.open_page(PAGE, query, timeout_s=300)
 
 
 def metric(at: AppTest, label: str) -> str:

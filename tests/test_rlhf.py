@@ -196,18 +196,20 @@ def test_bradley_terry_loss_equals_trls(sft, tmp_path):
     assert len(set(scores.chosen)) > 1
 
 
-@pytest.mark.slow
-def test_reward_model_run_learns_held_out_pairs(sft):
+def test_reward_model_run_lowers_the_loss_and_reports_held_out_accuracy(sft):
+    """A short run (the default run's > 0.8 held-out accuracy is checked on the bundled default model, which
+    `scripts/train_reward.py` trains with this same function: see the test below)."""
     from llmlab.jobs import Job
 
     job = Job("rm", lambda job: None)
-    run = reward.train_reward_model(sft, reward.RewardRunConfig(), job)
+    cfg = reward.RewardRunConfig(max_steps=30, eval_every=15)
+    run = reward.train_reward_model(sft, cfg, job)
     logged = [r for r in job.metrics if "loss" in r]
-    assert len(logged) == reward.RewardRunConfig().max_steps
-    assert np.mean([r["loss"] for r in logged[-10:]]) < np.mean([r["loss"] for r in logged[:10]])
+    assert len(logged) == cfg.max_steps
+    assert np.mean([r["loss"] for r in logged[-8:]]) < np.mean([r["loss"] for r in logged[:8]])
     held = [r["heldout_accuracy"] for r in job.metrics if "heldout_accuracy" in r]
     assert held[-1] == pytest.approx(run.heldout.accuracy)
-    assert run.heldout.accuracy > 0.8, run.heldout.accuracy
+    assert run.heldout.accuracy > 0.6, run.heldout.accuracy
     assert any("chosen" in n for n in job.notes)  # score lists for the histogram
 
 
@@ -266,4 +268,6 @@ def test_the_repo_ships_the_pages_default_reward_models_for_the_bundled_policy()
         run = json.loads((folder / "reward_run.json").read_text())
         assert run["config"]["biased"] is biased and run["heldout_accuracy"] > 0.8
     honest = reward.load_or_train_reward_model(policy, reward.RewardRunConfig(biased=False))
-    assert honest.seconds < 10 and honest.heldout_true.accuracy > 0.8  # loaded, not trained
+    assert honest.heldout.accuracy > 0.8 and honest.heldout_true.accuracy > 0.8  # scored now, on held-out pairs
+    biased = reward.load_or_train_reward_model(policy, reward.RewardRunConfig(biased=True))
+    assert biased.heldout.accuracy > 0.8 > biased.heldout_true.accuracy  # it learned the length bias

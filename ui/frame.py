@@ -117,6 +117,13 @@ def presenter() -> bool:
     return bool(st.session_state.get(PRESENTER.key, False))
 
 
+def show_advanced() -> bool:
+    """Draw the advanced controls (learning rates, batch sizes, sample counts, sampling temperature)? Not in
+    presenter mode. Each is a `urlstate.Param`, so a hidden one keeps its value (URL or default) in session_state,
+    and the page reads it from there: `if show_advanced(): st.slider(..., key=P.key)`, then `st.session_state[P.key]`."""
+    return not presenter()
+
+
 def chart(fig, key: str) -> None:
     """Draw a plotly figure; in presenter mode with larger text and height, for the back of the room."""
     if presenter():

@@ -32,6 +32,30 @@ def current_job(key: str) -> Job | None:
     return session_jobs().get(key)
 
 
+def _start(key: str, make_job: Callable[[], Job]) -> None:
+    jobs = session_jobs()
+    old = jobs.get(key)
+    if old is not None and old.running:
+        return  # a double click, or a second tab of this session: one run per panel
+    try:
+        jobs[key] = make_job().start()
+    except Exception as err:  # noqa: BLE001  (shown in the panel; the page keeps working)
+        st.session_state[f"{key}_start_error"] = f"The run could not start: {err}"
+
+
+def _stop(key: str) -> None:
+    job = session_jobs().get(key)
+    if job is not None:  # Stop before Start, or twice: nothing to do
+        job.stop()
+        job.join(timeout=5)  # let it finish its current step so the view below is final
+
+
+def _reset(key: str) -> None:
+    job = session_jobs().pop(key, None)
+    if job is not None:
+        job.stop()
+
+
 def run_panel(
     key: str,
     make_job: Callable[[], Job],
@@ -40,23 +64,20 @@ def run_panel(
     idle_message: str = "Press Start to begin a run.",
 ) -> Job | None:
     """Buttons plus the live view for one kind of run. `make_job` builds (not starts) a new Job;
-    `draw(job)` draws its metrics so far. Returns the session's job for this panel, if any."""
-    jobs = session_jobs()
-    job = jobs.get(key)
-    running = job is not None and job.running
+    `draw(job)` draws its metrics so far. Returns the session's job for this panel, if any.
+
+    The buttons act in `on_click` callbacks, which run before the script: the buttons are then drawn with the
+    state after the click (Stop enabled as soon as a run starts), and a page inside a fragment needs no rerun."""
     b1, b2, b3 = st.columns(3)
-    if b1.button(start_label, key=f"{key}_start", type="primary", disabled=running):
-        job = jobs[key] = make_job().start()
-        running = True
-    if b2.button("Stop", key=f"{key}_stop", disabled=not running):
-        job.stop()
-        job.join(timeout=5)  # let it finish its current step so the view below is final
-        running = job.running
-    if b3.button("Reset", key=f"{key}_reset", disabled=job is None):
-        if job is not None:
-            job.stop()
-        jobs.pop(key, None)
-        job, running = None, False
+    job = session_jobs().get(key)
+    running = job is not None and job.running
+    b1.button(start_label, key=f"{key}_start", type="primary", disabled=running, on_click=_start,
+              args=(key, make_job))  # fmt: skip
+    b2.button("Stop", key=f"{key}_stop", disabled=not running, on_click=_stop, args=(key,))
+    b3.button("Reset", key=f"{key}_reset", disabled=job is None, on_click=_reset, args=(key,))
+    error = st.session_state.pop(f"{key}_start_error", None)
+    if error:
+        st.error(error, icon="⚠️")
 
     if job is None:
         st.caption(idle_message)

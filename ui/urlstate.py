@@ -4,7 +4,8 @@ Each page declares its settings once as `Param`s (widget key = URL name, default
 the page calls `restore(params)`: on the session's first run of that page, valid URL values go into
 `st.session_state` (numbers clamped to their bounds, unknown choices ignored, each with a small notice), and
 every other setting gets its default. Widgets then take their value from their key (no `value=` argument),
-and `publish(params)` after them writes the current values back to `st.query_params`.
+and `publish(params)` after them writes the current values back to `st.query_params`. A multiselect's Param has
+a tuple default and its choices; in the URL its values are comma-separated (`?dpo_sweep_betas=0.01,0.1,1`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Param:
 
     def parse(self, raw: str) -> tuple[Any, str | None]:
         """(value, notice): the URL's text as a valid value, or the default with a notice saying why."""
+        if isinstance(self.default, tuple):
+            return self._parse_selection(raw)
         kind = type(self.default)
         try:
             if kind is bool:
@@ -51,7 +54,26 @@ class Param:
             return kind(self.hi), f"'{self.key}' was above its range: set to {kind(self.hi)}."
         return value, None
 
+    def _parse_selection(self, raw: str) -> tuple[tuple[Any, ...], str | None]:
+        """A multiselect's comma-separated choices, in the options' order; unknown ones are dropped."""
+        by_text = {self.format(choice): choice for choice in self.choices or ()}
+        numeric = all(isinstance(choice, int | float) and not isinstance(choice, bool) for choice in by_text.values())
+        picked, unknown = [], []
+        for text in filter(None, (part.strip() for part in raw.split(","))):
+            if numeric and text not in by_text:
+                try:  # "0.10" and "1e-1" name the option 0.1 too
+                    text = self.format(float(text))
+                except (ValueError, OverflowError):
+                    pass
+            (picked if text in by_text else unknown).append(text)
+        value = tuple(choice for text, choice in by_text.items() if text in picked)
+        if unknown:
+            return value, f"'{self.key}': ignored {', '.join(t[:20] for t in unknown[:3])} (not one of the options)."
+        return value, None
+
     def format(self, value: Any) -> str:
+        if isinstance(value, tuple | list):
+            return ",".join(self.format(item) for item in value)
         if isinstance(value, bool):
             return "1" if value else "0"
         return f"{value:g}" if isinstance(value, float) else str(value)
@@ -73,7 +95,8 @@ def restore(params: Sequence[Param], page: str) -> list[str]:
     for param in params:
         # Re-assigning keeps the value when the user visits another page (Streamlit drops the state of
         # widgets that a run did not draw, unless the value was set through the Session State API).
-        st.session_state[param.key] = st.session_state.get(param.key, param.default)
+        value = st.session_state.get(param.key, param.default)
+        st.session_state[param.key] = list(value) if isinstance(value, tuple) else value  # a multiselect's: a list
     for notice in notices:
         st.toast(notice, icon="🔗")
     return notices
@@ -91,6 +114,6 @@ def publish(params: Sequence[Param]) -> None:
 def reset(params: Sequence[Param]) -> None:
     """Back to the defaults (the "reset this page" button)."""
     for param in params:
-        st.session_state[param.key] = param.default
+        st.session_state[param.key] = list(param.default) if isinstance(param.default, tuple) else param.default
         if param.key in st.query_params:
             del st.query_params[param.key]

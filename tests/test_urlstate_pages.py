@@ -1,0 +1,249 @@
+"""Every setting of the SFT, RLHF and DPO pages round-trips through the URL, and presenter mode hides the advanced
+ones on all four pages.
+
+A link with non-default values opens the page with exactly those values; garbage or out-of-range values are
+clamped or ignored with a notice, never a traceback; moving a widget rewrites the URL; "Reset this page" puts
+every setting back to its default, in the widgets and in the URL. With ?presenter=1 the advanced controls are not
+drawn, yet their values (from the URL) stay in force and reappear when presenter mode is switched off.
+"""
+
+import pytest
+
+from llmlab import dpo, reward, rlhf, sft
+from tests.conftest import open_page, texts
+from ui.urlstate import Param
+
+SFT, RLHF, DPO, PRETRAINING = "pages/2_SFT.py", "pages/3_RLHF.py", "pages/4_DPO.py", "pages/1_Pretraining.py"
+FIRST = "the first option"  # an expected value: the widget's first option
+WIDGET_KINDS = ("slider", "select_slider", "selectbox", "radio", "toggle", "number_input", "multiselect")
+RM_UNBIASED, RM_BIASED = "reward model trained on unbiased pairs", "reward model trained on biased pairs (longer wins)"
+
+RUN, QUALITY, LORA, WRONG = sft.SFTRunConfig(), sft.QualityConfig(), sft.LoraComparisonConfig(), sft.WrongFactsConfig()
+RM, RL, DPO_RUN = reward.RewardRunConfig(), rlhf.RLRunConfig(), dpo.DPOSettings()
+DEFAULTS = {
+    SFT: {
+        "sft_mask_example": FIRST,
+        "sft_mask_every_token": False,
+        "sft_live_samples": RUN.samples,
+        "sft_live_steps": RUN.max_steps,
+        "sft_live_lr": RUN.learning_rate,
+        "sft_live_completion_only": True,
+        "sft_live_freeze": True,
+        "sft_q_polished": QUALITY.polished_samples,
+        "sft_q_mediocre": QUALITY.mediocre_samples,
+        "sft_q_steps": QUALITY.max_steps,
+        "sft_lora_rank": LORA.lora_rank,
+        "sft_lora_steps": LORA.max_steps,
+        "sft_lora_lr": LORA.lora_learning_rate,
+        "sft_wrong_steps": WRONG.max_steps,
+    },
+    RLHF: {
+        "rl_rm_biased": False,
+        "rl_rm_steps": RM.max_steps,
+        "rl_rm_lr": RM.learning_rate,
+        "rl_rm_pairs": RM.train_pairs,
+        "rl_score_question": FIRST,
+        "rl_sweep_question": "Where is Mexico?",
+        "rl_sweep_reward": RM_BIASED,
+        "rl_sweep_k": 32,
+        "rl_sweep_temperature": 1.0,
+        "rl_sweep_rewrites": True,
+        "rl_beta": 0.1,
+        "rl_online_reward": RM_BIASED,
+        "rl_online_compare": [0.0],
+        "rl_kl": RL.beta,
+        "rl_steps": RL.max_steps,
+        "rl_lr": RL.learning_rate,
+    },
+    DPO: {
+        "dpo_loss_betas": [0.1, 0.5, 1.0],
+        "dpo_example": FIRST,
+        "dpo_beta": DPO_RUN.beta,
+        "dpo_steps": DPO_RUN.steps,
+        "dpo_lr": DPO_RUN.learning_rate,
+        "dpo_sweep_betas": list(dpo.SWEEP_BETAS),
+        "dpo_sweep_steps": 150,
+        "dpo_sweep_lr": DPO_RUN.learning_rate,
+        "dpo_rlhf_betas": [0.01, 0.1, 1.0],
+        "dpo_rlhf_steps": 30,
+        "dpo_cover_kinds": ["capital"],
+    },
+}
+# A link with a valid, non-default value for every setting (URL values are text).
+SHARED = {
+    SFT: {
+        "sft_mask_example": "continent: Where is Nigeria?",
+        "sft_mask_every_token": "1",
+        "sft_live_samples": "120",
+        "sft_live_steps": "100",
+        "sft_live_lr": "0.01",
+        "sft_live_completion_only": "0",
+        "sft_live_freeze": "0",
+        "sft_q_polished": "50",
+        "sft_q_mediocre": "2000",
+        "sft_q_steps": "30",
+        "sft_lora_rank": "4",
+        "sft_lora_steps": "20",
+        "sft_lora_lr": "0.001",
+        "sft_wrong_steps": "40",
+    },
+    RLHF: {
+        "rl_rm_biased": "1",
+        "rl_rm_steps": "200",
+        "rl_rm_lr": "0.003",
+        "rl_rm_pairs": "16",
+        "rl_score_question": "Where is Peru?",
+        "rl_sweep_question": "Where is Peru?",
+        "rl_sweep_reward": RM_UNBIASED,
+        "rl_sweep_k": "16",
+        "rl_sweep_temperature": "1.3",
+        "rl_sweep_rewrites": "0",
+        "rl_beta": "0.01",
+        "rl_online_reward": "correctness (verifiable, no reward model)",
+        "rl_online_compare": "0.1,0.5",
+        "rl_kl": "0.2",
+        "rl_steps": "50",
+        "rl_lr": "0.001",
+    },
+    DPO: {
+        "dpo_loss_betas": "0.01,1",
+        "dpo_example": "Write your own pair…",
+        "dpo_beta": "0.5",
+        "dpo_steps": "100",
+        "dpo_lr": "0.001",
+        "dpo_sweep_betas": "0.02,0.2",
+        "dpo_sweep_steps": "60",
+        "dpo_sweep_lr": "0.0003",
+        "dpo_rlhf_betas": "0.05",
+        "dpo_rlhf_steps": "20",
+        "dpo_cover_kinds": "language,continent",
+    },
+}
+# Garbage and out-of-range values: (URL text, the value the widget must show instead).
+BAD = {
+    SFT: {
+        "sft_live_steps": ("1e9", 300),
+        "sft_live_samples": ("-5", 10),
+        "sft_live_lr": ("0.5", RUN.learning_rate),
+        "sft_mask_every_token": ("maybe", False),
+        "sft_mask_example": ("<script>alert(1)</script>", FIRST),
+        "sft_q_mediocre": ("nan", QUALITY.mediocre_samples),
+    },
+    RLHF: {
+        "rl_sweep_k": ("1000", 64),
+        "rl_rm_pairs": ("abc", RM.train_pairs),
+        "rl_sweep_temperature": ("inf", 1.0),
+        "rl_sweep_question": ("Where is Atlantis?", "Where is Mexico?"),
+        "rl_online_compare": ("0.1,zz,-1", [0.1]),
+        "rl_sweep_rewrites": ("", True),
+    },
+    DPO: {
+        "dpo_steps": ("-1", 10),
+        "dpo_sweep_steps": ("12.5e3", 300),
+        "dpo_sweep_lr": ("1e400", DPO_RUN.learning_rate),
+        "dpo_loss_betas": ("0.1,,0.10,x", [0.1]),
+        "dpo_cover_kinds": ("capital,🎉", ["capital"]),
+        "dpo_example": ("9" * 500, FIRST),
+    },
+}
+# Presenter mode: (hidden advanced controls with a non-default value each, controls that stay, a chart that stays).
+PRESENTER = {
+    SFT: (
+        {"sft_live_samples": "120", "sft_live_lr": "0.01", "sft_live_completion_only": "0", "sft_live_freeze": "0",
+         "sft_lora_lr": "0.001"},
+        ("sft_live_steps", "sft_lora_rank", "sft_q_polished", "sft_wrong_steps", "sft_mask_every_token"),
+        "sft_mask_chart",
+    ),
+    RLHF: (
+        {"rl_rm_lr": "0.003", "rl_sweep_k": "16", "rl_sweep_temperature": "1.3", "rl_lr": "0.001"},
+        ("rl_beta", "rl_kl", "rl_steps", "rl_rm_biased", "rl_rm_steps", "rl_sweep_rewrites", "rl_online_compare"),
+        "rl_sweep_bars",
+    ),
+    DPO: (
+        {"dpo_lr": "0.001", "dpo_sweep_lr": "0.0003"},
+        ("dpo_beta", "dpo_steps", "dpo_sweep_betas", "dpo_sweep_steps", "dpo_rlhf_steps", "dpo_loss_betas"),
+        "dpo_loss_chart",
+    ),
+    PRETRAINING: (
+        {"pt_live_lr": "0.001", "pt_live_batch": "8"},
+        ("pt_temperature", "pt_top_p", "pt_live_steps", "pt_dq_noise"),
+        "pt_next_token_chart",
+    ),
+}  # fmt: skip
+
+
+def widget(at, key: str):
+    """The widget with this key, whatever its kind; None when the page did not draw it."""
+    for kind in WIDGET_KINDS:
+        try:
+            return getattr(at, kind)(key=key)
+        except KeyError:
+            continue
+    return None
+
+
+def as_url(value) -> str:
+    """How a widget's value is written in the URL."""
+    return Param("any", 0).format(value)
+
+
+def expected(at, key: str, value):
+    return widget(at, key).options[0] if value == FIRST else value
+
+
+def assert_defaults(at, page: str) -> None:
+    for key, default in DEFAULTS[page].items():
+        value = expected(at, key, default)
+        assert widget(at, key).value == value, key
+        assert at.query_params[key] == as_url(value), key  # the URL carries the default, not the old value
+
+
+@pytest.mark.parametrize("page", [SFT, RLHF, DPO])
+def test_a_shared_link_sets_every_widget_changes_rewrite_it_and_reset_restores_the_defaults(page):
+    assert set(SHARED[page]) == set(DEFAULTS[page])  # every setting of the page is covered
+    at = open_page(page, SHARED[page])
+    for key, raw in SHARED[page].items():
+        assert as_url(widget(at, key).value) == raw, key  # the widget shows the link's value
+        assert at.query_params[key] == raw, key  # and the URL still says so
+    assert not at.toast  # nothing was wrong with the link
+
+    key = next(k for k in SHARED[page] if type(widget(at, k)).__name__ == "Slider")
+    slider = at.slider(key=key)
+    new = slider.min if slider.value != slider.min else slider.max
+    slider.set_value(new).run()
+    assert not at.exception and at.query_params[key] == as_url(new)  # moving a widget rewrites the link
+
+    at.button(key="reset_page").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert_defaults(at, page)
+
+
+@pytest.mark.parametrize("page", [SFT, RLHF, DPO])
+def test_bad_link_values_are_clamped_or_ignored_with_a_notice(page):
+    at = open_page(page, {key: raw for key, (raw, _) in BAD[page].items()})
+    notices = " ".join(t.value for t in at.toast)
+    for key, (_, value) in BAD[page].items():
+        assert widget(at, key).value == expected(at, key, value), key
+        assert f"'{key}" in notices, key  # each bad value says what it did
+        assert at.query_params[key] == as_url(widget(at, key).value)  # the URL now holds the value in force
+
+
+@pytest.mark.parametrize("page", [SFT, RLHF, DPO, PRETRAINING])
+def test_presenter_mode_hides_the_advanced_controls_but_keeps_their_values(page):
+    hidden, shown, chart = PRESENTER[page]
+    at = open_page(page, {"presenter": "1", **hidden})
+    for key in hidden:
+        assert widget(at, key) is None, key  # not drawn for the projector
+        assert at.query_params[key] == hidden[key], key  # but still part of the shared view
+    for key in shown:
+        assert widget(at, key) is not None, key
+    assert any(c.proto.id.endswith(chart) for c in at.get("plotly_chart"))  # the demo itself still renders
+    if page == DPO:  # a hidden value is the one the runs use: the offline tab trains with the live lr
+        assert "lr 0.001" in texts(at)
+        at.select_slider(key="dpo_beta").set_value(0.5).run()  # a rerun in presenter mode keeps it too
+        assert at.query_params["dpo_lr"] == "0.001" and "lr 0.001" in texts(at)
+
+    at.toggle(key="presenter").set_value(False).run()
+    assert not at.exception, [e.message for e in at.exception]
+    for key, raw in hidden.items():
+        assert as_url(widget(at, key).value) == raw, key  # back on screen with the link's value
