@@ -41,6 +41,7 @@ LIVE_FIGURES_KEY = "pt_live_figures"  # the live run's charts, kept between redr
 GROWN_KEY = "pt_grown"  # (prompt text, how many tokens the buttons appended at its end)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1, 1.0)
 BATCH_SIZES = (4, 8, 16, 32, 64)
+CHINCHILLA_MODES = ("parameters and tokens", "a compute budget and parameters")
 
 loaded = page_frame("Pre-training", "📚")
 LIVE = PretrainConfig()
@@ -50,6 +51,7 @@ EXPLORER_SETTINGS = (
     urlstate.Param("pt_temperature", 1.0, lo=0.05, hi=5.0),
     urlstate.Param("pt_top_k", 0, lo=0, hi=10_000_000),
     urlstate.Param("pt_top_p", 1.0, lo=0.0, hi=1.0),
+    urlstate.Param("pt_shown", 10, lo=5, hi=30),
 )
 LIVE_SETTINGS = (
     urlstate.Param("pt_live_steps", LIVE.steps, lo=10, hi=20_000),
@@ -64,6 +66,8 @@ NOISE_SETTINGS = (
 CHINCHILLA_SETTINGS = (
     urlstate.Param("pt_ch_n", 7.0, lo=0.001, hi=1e5),
     urlstate.Param("pt_ch_d", 100.0, lo=0.001, hi=1e7),
+    urlstate.Param("pt_ch_mode", CHINCHILLA_MODES[0], choices=CHINCHILLA_MODES),
+    urlstate.Param("pt_ch_c", 21.6, lo=15.0, hi=28.0),
 )
 for _notice in urlstate.restore(EXPLORER_SETTINGS + LIVE_SETTINGS + NOISE_SETTINGS + CHINCHILLA_SETTINGS, "pt_"):
     st.warning(_notice, icon="🔗")
@@ -156,7 +160,7 @@ def explorer(loaded: LoadedModel) -> None:
         key="pt_top_p",
         help="Keep the smallest set of top tokens whose probability adds up to p (0 keeps only the top one).",
     )
-    shown = st.slider("Tokens shown", 5, 30, 10, key="pt_shown")
+    shown = st.slider("Tokens shown", 5, 30, key="pt_shown")
     urlstate.publish(EXPLORER_SETTINGS)
 
     raw = torch.softmax(logits, dim=-1)
@@ -614,9 +618,7 @@ def chinchilla() -> None:
         rf"L(N, D) = {law.E} + \frac{{{law.A}}}{{N^{{{law.alpha}}}}} + \frac{{{law.B}}}{{D^{{{law.beta}}}}},"
         r"\qquad C \approx 6ND"
     )
-    mode = st.radio(
-        "Choose", ["parameters and tokens", "a compute budget and parameters"], horizontal=True, key="pt_ch_mode"
-    )
+    mode = st.radio("Choose", CHINCHILLA_MODES, horizontal=True, key="pt_ch_mode")
     c1, c2 = st.columns(2)
     n_billion = c1.number_input(
         "Parameters N (billions)", min_value=0.001, max_value=1e5, key="pt_ch_n", format="%.3f", help="Model size."
@@ -632,7 +634,7 @@ def chinchilla() -> None:
         )
         run = scaling.TrainingRun("your run", n_billion * 1e9, d_billion * 1e9)
     else:
-        exponent = c2.slider("Compute budget C (log10 FLOPs)", 15.0, 28.0, 21.6, 0.1, key="pt_ch_c")
+        exponent = c2.slider("Compute budget C (log10 FLOPs)", 15.0, 28.0, step=0.1, key="pt_ch_c")
         run = scaling.TrainingRun(
             "your run", n_billion * 1e9, float(scaling.tokens_for_budget(10**exponent, n_billion * 1e9))
         )

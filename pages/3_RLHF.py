@@ -6,6 +6,7 @@ and llmlab/rlhf.py; preference data in llmlab/preferences.py.
    score histogram; a box that scores two typed answers.
 2. KL sweep: the exact optimum π* ∝ π_ref·exp(r/β) over K sampled answers, β on a log slider (instant).
 3. Online RL: trl's RLOOTrainer from a copy of tiny-sft with a KL coefficient, several β side by side.
+4. Vote as a room (ui/crowd_train.py): attendees judge answer pairs; the presenter trains on their votes.
 
     streamlit run app.py   # then "3 · RLHF"; settings round-trip through ?rl_beta=0.1&rl_kl=0.05&rl_steps=30
 """

@@ -7,6 +7,7 @@
 4. DPO vs RLHF: reward against KL on one chart, with wall time and models in memory.
 5. Offline limit: DPO on capital questions only, scored on every kind of question.
 6. Single annotator: a labeller who always prefers the longer answer vs one who prefers the right answer.
+7. Vote as a room (ui/crowd_train.py): the RLHF page's crowd votes; DPO on everyone's or one voter's.
 
     streamlit run app.py   # then "4 · DPO" in the sidebar
     # settings round-trip through the URL: ?dpo_beta=0.1&dpo_steps=50&dpo_lr=0.0002

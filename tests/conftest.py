@@ -73,3 +73,10 @@ def has_chart(at, key_suffix: str) -> bool:
 def texts(at) -> str:
     """Every caption, markdown and status message of the page, as one string."""
     return " ".join(e.value for e in [*at.caption, *at.markdown, *at.success, *at.info, *at.warning, *at.error])
+
+
+@pytest.fixture(autouse=True)
+def vote_data_dir(tmp_path_factory, monkeypatch):
+    """Pages draw the crowd-vote tab: keep every test's votes out of the repo's data/ folder."""
+    monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path_factory.mktemp("votes")))
+    monkeypatch.delenv("LLMLAB_DATABASE_URL", raising=False)

@@ -85,3 +85,14 @@ def test_temperature_slider_changes_the_chart(server, page):
     )
     after = plotly_data(page, "pt_next_token_chart")
     assert after[-1]["x"][0] < before[-1]["x"][0]  # hotter: the top token loses probability
+
+
+def test_a_shared_link_sets_the_dpo_beta_slider(server, page):
+    page.goto(f"{server}/DPO?dpo_beta=0.5&dpo_steps=100")
+    wait_for_app(page)
+    # react-aria's range inputs are visually hidden (and this one sits in the second tab): wait for it to exist.
+    beta = page.locator('.st-key-dpo_beta input[type="range"]')
+    beta.wait_for(state="attached", timeout=60_000)
+    assert beta.get_attribute("aria-valuetext") == "0.5"  # the select slider shows the link's β, not 0.1
+    assert page.locator('.st-key-dpo_steps input[type="range"]').get_attribute("aria-valuetext") == "100"
+    assert "dpo_beta=0.5" in page.url and "dpo_steps=100" in page.url  # the address still shares this view

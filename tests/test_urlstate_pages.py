@@ -1,5 +1,4 @@
-"""Every setting of the SFT, RLHF and DPO pages round-trips through the URL, and presenter mode hides the advanced
-ones on all four pages.
+"""Every setting of the four pages round-trips through the URL, and presenter mode hides the advanced ones.
 
 A link with non-default values opens the page with exactly those values; garbage or out-of-range values are
 clamped or ignored with a notice, never a traceback; moving a widget rewrites the URL; "Reset this page" puts
@@ -9,7 +8,8 @@ drawn, yet their values (from the URL) stay in force and reappear when presenter
 
 import pytest
 
-from llmlab import dpo, reward, rlhf, sft
+from llmlab import dataquality, dpo, reward, rlhf, sft
+from llmlab.pretrain import PretrainConfig
 from tests.conftest import open_page, texts
 from ui.urlstate import Param
 
@@ -20,7 +20,24 @@ RM_UNBIASED, RM_BIASED = "reward model trained on unbiased pairs", "reward model
 
 RUN, QUALITY, LORA, WRONG = sft.SFTRunConfig(), sft.QualityConfig(), sft.LoraComparisonConfig(), sft.WrongFactsConfig()
 RM, RL, DPO_RUN = reward.RewardRunConfig(), rlhf.RLRunConfig(), dpo.DPOSettings()
+PRE, NOISE = PretrainConfig(), dataquality.NoiseConfig()
 DEFAULTS = {
+    PRETRAINING: {
+        "pt_temperature": 1.0,
+        "pt_top_k": 0,
+        "pt_top_p": 1.0,
+        "pt_shown": 10,
+        "pt_live_steps": PRE.steps,
+        "pt_live_lr": PRE.learning_rate,
+        "pt_live_batch": PRE.batch_size,
+        "pt_dq_kind": NOISE.kind,
+        "pt_dq_noise": 0.3,
+        "pt_dq_steps": NOISE.steps,
+        "pt_ch_n": 7.0,
+        "pt_ch_d": 100.0,
+        "pt_ch_mode": "parameters and tokens",
+        "pt_ch_c": 21.6,
+    },
     SFT: {
         "sft_mask_example": FIRST,
         "sft_mask_every_token": False,
@@ -71,6 +88,22 @@ DEFAULTS = {
 }
 # A link with a valid, non-default value for every setting (URL values are text).
 SHARED = {
+    PRETRAINING: {
+        "pt_temperature": "0.7",
+        "pt_top_k": "5",
+        "pt_top_p": "0.9",
+        "pt_shown": "20",
+        "pt_live_steps": "500",
+        "pt_live_lr": "0.001",
+        "pt_live_batch": "8",
+        "pt_dq_kind": "repeated_lie",
+        "pt_dq_noise": "0.5",
+        "pt_dq_steps": "100",
+        "pt_ch_n": "70",
+        "pt_ch_d": "10",
+        "pt_ch_mode": "a compute budget and parameters",
+        "pt_ch_c": "23",
+    },
     SFT: {
         "sft_mask_example": "continent: Where is Nigeria?",
         "sft_mask_every_token": "1",
@@ -182,6 +215,13 @@ def widget(at, key: str):
     return None
 
 
+def value_of(at, key: str):
+    """The widget's value; for a widget its tab did not draw (Chinchilla draws N and D, or N and C), the
+    session's value, which is what the next draw will show."""
+    found = widget(at, key)
+    return found.value if found is not None else at.session_state[key]
+
+
 def as_url(value) -> str:
     """How a widget's value is written in the URL."""
     return Param("any", 0).format(value)
@@ -194,16 +234,33 @@ def expected(at, key: str, value):
 def assert_defaults(at, page: str) -> None:
     for key, default in DEFAULTS[page].items():
         value = expected(at, key, default)
-        assert widget(at, key).value == value, key
+        assert value_of(at, key) == value, key
         assert at.query_params[key] == as_url(value), key  # the URL carries the default, not the old value
 
 
-@pytest.mark.parametrize("page", [SFT, RLHF, DPO])
+@pytest.mark.parametrize(
+    "raw, value, noticed",
+    [
+        ("0.01,1", (0.01, 1.0), False),
+        ("1,0.01", (0.01, 1.0), False),  # kept in the options' order
+        ("1e-2,0.10,1,1", (0.01, 0.1, 1.0), False),  # any spelling of an option; repeats once
+        ("", (), False),  # an empty selection is a selection
+        ("0.1,x,nan,inf,-1,1e999", (0.1,), True),
+    ],
+)
+def test_a_multiselect_link_keeps_the_known_options(raw, value, noticed):
+    betas = Param("betas", (0.1,), choices=(0.01, 0.1, 0.5, 1.0))
+    parsed, notice = betas.parse(raw)
+    assert parsed == value and (notice is not None) == noticed
+    assert betas.parse(betas.format(list(parsed)))[0] == parsed  # a widget's list round-trips
+
+
+@pytest.mark.parametrize("page", [PRETRAINING, SFT, RLHF, DPO])
 def test_a_shared_link_sets_every_widget_changes_rewrite_it_and_reset_restores_the_defaults(page):
     assert set(SHARED[page]) == set(DEFAULTS[page])  # every setting of the page is covered
     at = open_page(page, SHARED[page])
     for key, raw in SHARED[page].items():
-        assert as_url(widget(at, key).value) == raw, key  # the widget shows the link's value
+        assert as_url(value_of(at, key)) == raw, key  # the widget shows the link's value
         assert at.query_params[key] == raw, key  # and the URL still says so
     assert not at.toast  # nothing was wrong with the link
 

@@ -53,8 +53,10 @@ def sampled_pool(model_name: str, device: str) -> tuple[votes.Pair, ...]:
         return tuple(votes.sampled_pairs(shared_model(model_name, device), prompts))
 
 
+@st.fragment
 def crowd_tab(key: str, start: LoadedModel) -> None:
-    """The whole tab: pick the pair pool, vote, see the counter; the presenter also trains on the votes."""
+    """The whole tab: pick the pair pool, vote, see the counter; the presenter also trains on the votes.
+    A fragment: a vote reruns this tab only, not the whole page (a room votes many times a minute)."""
     st.markdown(
         "Writing the perfect answer is hard; picking the better of two is easy. That is RLHF's trick, and here "
         "the room does it: judge answer pairs, and every vote is stored in the app's database. The presenter "
@@ -148,7 +150,7 @@ def reward_section(room: votes.RoomPreferences, start: LoadedModel, key: str) ->
         lambda: Job("crowd-reward-model", votes.room_reward_work(start, room, cfg)),
         lambda job: draw_reward_runs(job, key, room.name),
         start_label="Train a reward model on the votes",
-        idle_message=f"Trains on {room.name}, then on as many shipped pairs ({steps} steps each).",
+        idle_message=f"Trains on {md_escape(room.name)}, then on as many shipped pairs ({steps} steps each).",
     )
 
 
@@ -210,7 +212,7 @@ def dpo_section(room: votes.RoomPreferences, start: LoadedModel, key: str) -> No
         lambda job: draw_dpo_runs(job, key, room.name),
         start_label="Train DPO on the votes",
         idle_message=(
-            f"DPO from {start.name} on {room.name}, then on as many shipped pairs (β = {settings.beta:g}, "
+            f"DPO from {start.name} on {md_escape(room.name)}, then on as many shipped pairs (β = {settings.beta:g}, "
             f"{steps} steps, lr {settings.learning_rate:g}); each policy then answers the held-out questions."
         ),
     )
