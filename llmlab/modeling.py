@@ -134,7 +134,7 @@ def load_model(name: str, device: str | None = None) -> LoadedModel:
         model = AutoModelForCausalLM.from_pretrained(
             source, trust_remote_code=False, local_files_only=True, dtype="auto"
         )
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, TypeError) as err:  # TypeError: a config.json that is not an object
         tried = [f"a bundled model in {MODELS_DIR} ({', '.join(bundled_models()) or 'none'})", "a local folder"]
         if not local:
             tried.append("the Hugging Face cache (nothing is downloaded at run time)")

@@ -500,7 +500,8 @@ def policy_bars(labels: Sequence[str], ref: Sequence[float], optimum: Sequence[f
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1.12], tickformat=".0%")
     fig = style(fig, title, "probability of the answer", "candidate answer")
-    fig.update_layout(barmode="group", showlegend=True)
+    fig.update_layout(barmode="group")
+    fig = legend_below(fig)  # beside the title it would cover it
     return update_policy_bars(fig, labels, ref, optimum, title)
 
 

@@ -321,6 +321,9 @@ def _live_figures(job: Job) -> dict:
     return cache
 
 
+DIVERGED_FACTOR = 1.5  # a live loss this many times ln V: worse than guessing, the step size is too big
+
+
 def draw_live_run(job: Job, tokenizer) -> None:
     figures = _live_figures(job)
     metrics = job.snapshot()
@@ -339,6 +342,14 @@ def draw_live_run(job: Job, tokenizer) -> None:
             f"{rate:,.0f} tokens/s"
         )
         steps, losses = [m["step"] for m in metrics], [m["loss"] for m in metrics]
+        recent = losses[-5:]
+        if len(losses) >= 5 and sum(recent) / len(recent) > DIVERGED_FACTOR * math.log(vocab):
+            st.warning(
+                f"The loss is {recent[-1]:.1f} nats/token, far above ln V = {math.log(vocab):.2f}, the loss of a "
+                "uniform guess: the learning rate is too high, each update overshoots and the model got worse "
+                f"than guessing. Stop and try a smaller one (the default is {LIVE.learning_rate:g}).",
+                icon="📈",
+            )
         if "loss" in figures:
             figures["loss"].data[0].x, figures["loss"].data[0].y = steps, losses  # new data, same figure
         else:

@@ -119,6 +119,12 @@ def _repair_state() -> None:
         (RL_REWARD, reward_options(with_correctness=True)),
     ):
         if st.session_state.get(param.key) not in options:
+            if param.key in st.query_params and st.session_state.get(param.key) == RM_SESSION:
+                st.toast(
+                    f"'{param.key}' asks for {RM_SESSION}, but this session has not trained one yet (tab 1): "
+                    f"using {param.default}.",
+                    icon="🔗",
+                )
             st.session_state[param.key] = param.default
 
 
@@ -174,11 +180,11 @@ def pipeline_dot(stages: list[tuple[str, str, str]]) -> str:
     return "\n".join(
         [
             "digraph rlhf {",
-            '  rankdir=LR; node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=14];',
+            '  rankdir=TB; nodesep=0.3; ranksep=0.35; node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=14];',
             '  edge [fontname="sans-serif"];',
             *nodes,
-            '  s0 -> s1 [label="answers to compare", fontsize=9];',
-            '  s1 -> s2 [label="reward r(x, y)", fontsize=9];',
+            '  s0 -> s1 [label="answers to compare", fontsize=11];',
+            '  s1 -> s2 [label="reward r(x, y)", fontsize=11];',
             '  s0 -> s2 [label="start + KL anchor", fontsize=9, style=dashed];',
             "}",
         ]

@@ -7,58 +7,50 @@ shows for it (a substring of a toast, warning, error, info or, where the outcome
 page text); (c) a normal interaction afterwards still draws the page's main chart. Text boxes must show
 what was typed as text: no element of any case may carry a raw `<script` tag.
 
-Runs are kept few and short (a pre-training run stopped at once, NaN runs that die at step 2). A case that
-reveals a bug in a page is marked xfail(strict=True) with the bug in its reason, for the lead to fix.
+Runs are kept few and short: pre-training runs stopped at once, and learning rates that make the loss NaN
+within a few steps. A case that reveals a bug in a page is marked xfail(strict=True) with the bug (file, line,
+how to reproduce, a fix) in its reason, for the lead to fix; the case then passes and the mark must go.
 
     python -m pytest -q tests/test_bad_inputs.py --durations=10
 """
 
 from __future__ import annotations
 
-import itertools
 import json
+import math
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from streamlit.runtime.caching import clear_session_resource_cache
-from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
-from llmlab import dpo
+from llmlab import dpo, votes
 from llmlab.jobs import Job
 from llmlab.pretrain import PretrainConfig
-from tests.conftest import ROOT
+from tests import conftest
+from tests.conftest import chart, has_chart
+from tests.test_pages import array
 
 PAGES = {"pt": "pages/1_Pretraining.py", "sft": "pages/2_SFT.py", "rl": "pages/3_RLHF.py", "dpo": "pages/4_DPO.py"}
+IDLE = "Start pre-trains a fresh"  # the live pre-training panel's idle message: no run in this session
 LONG_RUN = {"pt_live_steps": "20000", "pt_live_batch": "4"}  # a pre-training run that only ends when stopped
 SCRIPT = "<script>alert(1)</script>"
 ODD = "\u202eevil\u200d e\u0301 \x00\x07\x1b[31m 🎉🧪 שלום مرحبا"  # RTL override, ZWJ, combining, controls, emoji
 RAW_TAG = re.compile(r"(?<!\\)<script", re.IGNORECASE)  # "\<script" is Markdown-escaped, "&lt;script" HTML-escaped
-_ids = itertools.count()
-
-
-# -- the session: one id per test (two AppTests with one id are two tabs of one browser session) -------------
 
 
 @pytest.fixture
-def session(monkeypatch):
-    """`session["id"]` is the session id of the next AppTest run. On teardown every session this test used
-    is released (as when its tabs close), so no run outlives the test."""
-    current = {"id": f"bad-{next(_ids)}"}
-    used: set[str] = set()
-    original = script_runner.ScriptRunner.__init__
-
-    def init(self, *args, session_id, **kwargs):
-        used.add(current["id"])
-        original(self, *args, session_id=current["id"], **kwargs)
-
-    monkeypatch.setattr(script_runner.ScriptRunner, "__init__", init)
-    yield current
-    for session_id in used:
+def released(session):
+    """On teardown, release this test's sessions as Streamlit does when their last tab closes: the run
+    registry's on_release stops every run, so none outlives the test. (`session` is conftest's: one id per
+    test, shared by all its AppTests, i.e. tabs of one browser session.)"""
+    first = session["id"]
+    yield
+    for session_id in {first, session["id"]}:
         clear_session_resource_cache(session_id)
 
 
@@ -81,11 +73,7 @@ def started(monkeypatch):
 
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.switch_page(PAGES[page])
-    at.query_params.update(query or {})
-    at.run()
-    return at
+    return conftest.open_page(PAGES[page], query, timeout_s=300)
 
 
 # -- what a page shows -----------------------------------------------------------------------------------------
@@ -102,14 +90,6 @@ def page_text(at: AppTest) -> str:
     return " | ".join([notices(at), *(e.value for e in [*at.caption, *at.markdown, *at.text]), *html])
 
 
-def has_chart(at: AppTest, key: str) -> bool:
-    return any(e.proto.id.endswith(key) for e in at.get("plotly_chart"))
-
-
-def chart(at: AppTest, key: str) -> dict:
-    return json.loads(next(e.proto.spec for e in at.get("plotly_chart") if e.proto.id.endswith(key)))
-
-
 def assert_clean(at: AppTest) -> None:
     """(a) no exception element, no traceback text, and no user text turned into markup."""
     assert not at.exception, [e.message for e in at.exception]
@@ -123,7 +103,7 @@ def poll(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 120.0) -
     deadline = time.monotonic() + timeout
     while not done(at):
         assert time.monotonic() < deadline, f"timed out; page says: {notices(at)[:300]}"
-        time.sleep(0.3)
+        time.sleep(0.2)
         at.run()
         assert not at.exception, [e.message for e in at.exception]
 
@@ -133,10 +113,6 @@ def press_anyway(at: AppTest, key: str) -> AppTest:
     redrawn yet): AppTest refuses to click a disabled widget, a browser's in-flight click does not ask."""
     at.button(key=key)._value = True
     return at.run()
-
-
-def live_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("llmlab-")]
 
 
 # -- (c) the page still works: one normal interaction that draws its main chart ------------------------------
@@ -178,9 +154,12 @@ WORKS = {"pt": pt_works, "sft": sft_works, "rl": rl_works, "dpo": dpo_works}
 
 @dataclass
 class Ctx:
+    """What an action may use besides the page."""
+
     session: dict  # session["id"]: the id of the next AppTest run
     started: list[Job]  # the jobs started so far in this test
     monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
 
 
 def pt_prompt(text: str):
@@ -202,10 +181,8 @@ def pick_model_folder(files: dict[str, str]):
     """A local folder that looks like a model to the picker but is not one."""
 
     def act(at, ctx):
-        import tempfile
-        from pathlib import Path
-
-        folder = Path(tempfile.mkdtemp(prefix="not-a-model-"))
+        folder = ctx.tmp_path / "not-a-model"
+        folder.mkdir()
         for name, text in files.items():
             (folder / name).write_text(text)
         pick_model(str(folder))(at, ctx)
@@ -246,6 +223,14 @@ def empty_multiselect(key: str):
     return act
 
 
+def rl_wrong_presenter_token(at, ctx):
+    """The server has a presenter token; an attendee types a wrong one (emoji and SQL included)."""
+    ctx.monkeypatch.setenv(votes.PRESENTER_TOKEN_ENV, "room-42")
+    at.run()
+    at.text_input(key="rl_crowd_token").set_value("🎉' OR 1=1 -- " + "x" * 5000).run()
+    assert not any(b.key == "rl_crowd_clear" for b in at.button)  # no presenter controls for a wrong token
+
+
 def rl_extreme_beta(at, ctx):
     """β = 0.001 from the URL: exp(r/β) would overflow without log-sum-exp."""
     kl = next(m.value for m in at.metric if m.label == "KL (nats)")
@@ -266,27 +251,6 @@ def stopped(at: AppTest) -> bool:
     return "Stopped after" in notices(at)
 
 
-def pt_stop_twice(at, ctx):
-    pt_start(at)
-    at.button(key="pt_live_stop").click().run()
-    poll(at, stopped)
-    assert at.button(key="pt_live_stop").disabled
-    press_anyway(at, "pt_live_stop")  # the double click's second press
-    assert_clean(at)
-
-
-def pt_stop_before_start(at, ctx):
-    assert at.button(key="pt_live_stop").disabled  # a browser cannot press it ...
-    press_anyway(at, "pt_live_stop")  # ... but a stale tab's click can still arrive
-
-
-def pt_reset_while_running(at, ctx):
-    pt_start(at)
-    at.button(key="pt_live_reset").click().run()
-    ctx.started[0].join(timeout=30)
-    assert ctx.started[0].status == "stopped"  # Reset stopped the run, it did not just hide it
-
-
 def pt_reset_page_while_running(at, ctx):
     pt_start(at)
     at.button(key="reset_page").click().run()  # the sidebar's "Reset this page"
@@ -305,21 +269,24 @@ def pt_close_tab_mid_run(at, ctx):
     return open_page("pt")  # a new tab starts clean
 
 
-def pt_two_tabs_one_session(at, ctx):
-    """Tab B of the same browser session sees tab A's run and stops it; then A's stale Stop arrives."""
+def pt_two_tabs_reset(at, ctx):
+    """Tab B of the same browser session sees tab A's run and resets it while it runs; then A's Stop, pressed
+    before A redrew, arrives for a run that is gone (a Stop with no run: Stop before Start, as the server sees it)."""
     pt_start(at)
     b = open_page("pt")
-    assert "Running" in page_text(b)  # one session, one registry: B shows A's run ...
+    shown = page_text(b)
+    assert "Running" in shown or "Waiting for a free training slot" in shown  # one registry: B shows A's run ...
     b.button(key="pt_live_reset").click().run()  # ... and B resets it
     ctx.started[0].join(timeout=30)
-    assert ctx.started[0].status == "stopped"
+    assert ctx.started[0].status == "stopped"  # Reset stopped the run, it did not just hide it
     press_anyway(at, "pt_live_stop")  # A still showed Stop enabled
     assert_clean(b)
     return at
 
 
-def pt_start_in_two_tabs(at, ctx):
-    """Both tabs of one session press Start: the second (stale) click must not start a second, unstoppable run."""
+def pt_start_in_two_tabs_stop_twice(at, ctx):
+    """Both tabs of one session press Start: the second (stale) click must not start a second, unstoppable run.
+    Then Stop is pressed twice (a double click: the second press arrives after the button was disabled)."""
     b = open_page("pt")  # drawn before A starts: its Start is enabled
     pt_start(at)
     press_anyway(b, "pt_live_start")
@@ -327,15 +294,31 @@ def pt_start_in_two_tabs(at, ctx):
     assert len(ctx.started) == 1, f"{len(ctx.started)} runs started; the first is no longer in the registry"
     at.button(key="pt_live_stop").click().run()
     poll(at, stopped)
+    assert at.button(key="pt_live_stop").disabled
+    press_anyway(at, "pt_live_stop")
     return at
 
 
 def sft_diverge(at, ctx):
-    at.slider(key="sft_live_steps").set_value(5)
-    at.select_slider(key="sft_live_lr").set_value(100.0).run()
+    """Opened with ?sft_live_lr=100&sft_live_steps=5: the loss is NaN by step 2."""
     at.button(key="sft_live_start").click().run()
     poll(at, lambda at: bool(at.error) or "Finished" in notices(at))
     assert at.button(key="sft_live_start").disabled is False  # ready for the next run
+
+
+def rl_reward_model_diverges(at, ctx):
+    """Opened with ?rl_rm_lr=10&rl_rm_steps=10: the reward model's loss is NaN by step 5."""
+    at.button(key="rl_rm_start").click().run()
+    poll(at, lambda at: bool(at.error) or "Finished" in notices(at))
+    assert "run failed: nothing kept" in at.get("graphviz_chart")[0].proto.spec  # the pipeline says so too
+
+
+def pt_diverge(at, ctx):
+    """Opened with ?pt_live_lr=1&pt_live_steps=10: a learning rate the slider offers, 250x the default."""
+    pt_start(at)
+    poll(at, lambda at: bool(at.error) or "Finished" in notices(at))
+    losses = array(chart(at, "pt_live_loss")["data"][0]["y"])
+    assert losses[-1] > 2 * math.log(1118), losses  # it did diverge: twice a uniform guess's loss, ln V
 
 
 def dpo_diverge(at, ctx):
@@ -347,7 +330,6 @@ def dpo_diverge(at, ctx):
         return config
 
     ctx.monkeypatch.setattr(dpo, "dpo_config", exploding)
-    at.slider(key="dpo_steps").set_value(10).run()
     at.button(key="dpo_live_start").click().run()
     poll(at, lambda at: bool(at.error) or "Finished" in notices(at))
 
@@ -373,29 +355,30 @@ def url(page: str, did: str, query: dict[str, str], expect: str, **kw) -> Case:
 CASES = [
     # URLs with garbage parameters: clamped or ignored with a notice.
     url("pt", "url-temperature-nan", {"pt_temperature": "nan"}, "'pt_temperature=nan' is not a valid value"),
-    url(
-        "pt", "url-temperature-negative", {"pt_temperature": "-5"}, "'pt_temperature' was below its range: set to 0.05"
-    ),
     url("pt", "url-top-k-huge", {"pt_top_k": "99999999999"}, "'pt_top_k' was above its range: set to 10000000"),
     url("pt", "url-steps-overflow", {"pt_live_steps": "1e999"}, "'pt_live_steps=1e999' is not a valid value"),
     url("pt", "url-batch-not-a-choice", {"pt_live_batch": "7"}, "'pt_live_batch=7' is not one of the options"),
-    url(
-        "pt",
-        "url-kind-script",
-        {"pt_dq_kind": SCRIPT},
-        "is not one of the options: using random_capital",
-        bug="URL text reaches st.warning/st.toast (Markdown) unescaped: ui/urlstate.py Param.parse puts raw[:40] "
-        "into the notice, shown by urlstate.restore's st.toast and pages/1_Pretraining.py's st.warning (also "
-        "pages/4_DPO.py settings_widgets); ?pt_dq_kind=[click](http://evil.example) draws a link. Fix: md_escape "
-        "the raw text in Param.parse.",
-    ),  # fmt: skip
+    url("pt", "url-kind-script", {"pt_dq_kind": SCRIPT}, "is not one of the options"),
     url("pt", "url-huge-value", {"pt_ch_n": "9" * 100_000}, f"'pt_ch_n={'9' * 40}' is not a valid value"),
     url("pt", "url-emoji-rtl", {"pt_ch_d": "🎉\u200fשלום"}, "is not a valid value: using 100.0"),
     url("pt", "url-presenter-maybe", {"presenter": "maybe"}, "'presenter=maybe' is not a valid value"),
+    url("sft", "url-steps-zero", {"sft_live_steps": "0"}, "'sft_live_steps' was below its range: set to 5"),
+    url("sft", "url-example-unknown", {"sft_mask_example": "🎉"}, "'sft_mask_example=🎉' is not one of the options"),
     url("rl", "url-beta-1e999", {"rl_beta": "1e999"}, "'rl_beta=1e999' is not a valid value"),
-    url("rl", "url-steps-huge", {"rl_steps": "99999"}, "'rl_steps' was above its range: set to 200"),
     url("rl", "url-lr-emoji", {"rl_lr": "🎉"}, "'rl_lr=🎉' is not a valid value"),
-    url("rl", "url-rm-lr-not-a-choice", {"rl_rm_lr": "0.5"}, "'rl_rm_lr=0.5' is not one of the options"),
+    url("rl", "url-compare-garbage", {"rl_online_compare": "-1,0,abc"}, "'rl_online_compare': ignored -1, abc"),
+    url(
+        "rl",
+        "url-untrained-reward-model",
+        {"rl_sweep_reward": "your reward model (tab 1)"},
+        "'rl_sweep_reward",
+    ),
+    url(
+        "rl",
+        "url-identical-candidates",
+        {"rl_sweep_k": "4", "rl_sweep_temperature": "0.7", "rl_sweep_rewrites": "0"},
+        "All K samples are the same answer",
+    ),
     url(
         "rl",
         "url-beta-extreme-0.001",
@@ -403,24 +386,24 @@ CASES = [
         "E[reward-model score] goes",
         where="page",
         act=rl_extreme_beta,
-    ),  # fmt: skip
+    ),
     url("dpo", "url-beta-1e999", {"dpo_beta": "1e999"}, "β must be a positive number"),
     url("dpo", "url-beta-between-choices", {"dpo_beta": "0.042"}, "β must be one of the slider's values"),
-    url("dpo", "url-steps-negative", {"dpo_steps": "-100"}, "'dpo_steps' was below its range: set to 10"),
-    url("dpo", "url-steps-words", {"dpo_steps": "ten"}, "'dpo_steps=ten' is not a valid value"),
-    # Text boxes: empty, huge, odd unicode and markup (shown as text, never as HTML).
-    Case("pt", "prompt-empty", "The prompt is empty", act=pt_prompt("")),
+    url("dpo", "url-loss-betas-garbage", {"dpo_loss_betas": "0.1,abc,1e999"}, "'dpo_loss_betas': ignored abc, inf"),
+    url("dpo", "url-sweep-betas-none-valid", {"dpo_sweep_betas": ",,abc"}, "Pick at least one β to sweep"),
+    # Text boxes and pickers: empty, huge, odd unicode and markup (shown as text, never as HTML).
+    Case("pt", "prompt-blank", "The prompt is empty", act=pt_prompt(" \n\t ")),
     Case("pt", "prompt-10k-chars", "longer than the model's context", act=pt_prompt("The capital " * 850)),
     Case(
-        "pt",
-        "prompt-script-odd-unicode",
-        "tokens; the small number on each",
-        act=pt_prompt(f"Hi {SCRIPT} {ODD}"),
-        where="page",
+        "pt", "prompt-script-odd-unicode", "tokens; the small number", act=pt_prompt(f"Hi {SCRIPT} {ODD}"), where="page"
     ),
     Case("pt", "model-unknown-id", "Could not load 'no-such-org/model-404'", act=pick_model("no-such-org/model-404")),
-    Case("pt", "model-folder-without-config", "has no config.json", act=pick_model_folder({"README.md": "hi"})),
-    Case("pt", "model-folder-broken-config", "Could not load", act=pick_model_folder({"config.json": "{not json"})),
+    Case(
+        "pt",
+        "model-folder-config-is-a-list",
+        "Could not load",
+        act=pick_model_folder({"config.json": "[]"}),
+    ),
     Case("sft", "instruction-empty", "The instruction is empty", act=sft_pair("", "Paris.")),
     Case("sft", "response-10k-chars", "but the model's context is", act=sft_pair("Hi", "Paris. " * 1500)),
     Case(
@@ -433,55 +416,51 @@ CASES = [
         "Scores are in logit units",
         act=rl_answers("Thank you! " * 900, "Paris."),
         where="page",
-    ),  # fmt: skip
-    Case("rl", "typed-answer-script-odd", "Correct? A: no", act=rl_answers(f"{SCRIPT} {ODD}", "Paris."), where="page"),
-    Case(
-        "dpo",
-        "pair-identical",
-        "identical",
-        act=dpo_own_pair("Where is Peru?", "In South America.", "In South America."),
     ),
-    Case("dpo", "pair-prompt-empty", "The prompt is empty", act=dpo_own_pair("", "Paris.", "Rome.")),
+    Case("rl", "presenter-token-wrong", "Wrong presenter token", act=rl_wrong_presenter_token),
+    Case("rl", "typed-answer-script-odd", "Correct? A: no", act=rl_answers(f"{SCRIPT} {ODD}", "Paris."), where="page"),
+    Case("dpo", "pair-identical", "identical", act=dpo_own_pair("Where is Peru?", "In Peru.", "In Peru.")),
     Case("dpo", "pair-answer-blank", "An answer is empty", act=dpo_own_pair("Where is Peru?", " ", "Rome.")),
     Case(
         "dpo", "pair-script-odd", "Paris \\<script\\>", act=dpo_own_pair(ODD, f"Paris {SCRIPT}", "Rome."), where="page"
     ),
     Case("dpo", "loss-no-beta", "Pick at least one β to draw its loss", act=empty_multiselect("dpo_loss_betas")),
-    Case("dpo", "sweep-no-beta", "Pick at least one β to sweep", act=empty_multiselect("dpo_sweep_betas")),
     # Stop / Reset races, closing a tab mid-run, two tabs of one session.
-    Case("pt", "stop-before-start", "Start pre-trains a fresh", act=pt_stop_before_start, where="page"),
-    Case("pt", "stop-pressed-twice", "Stopped after", query=LONG_RUN, act=pt_stop_twice),
+    Case(
+        "pt", "two-tabs-reset-while-running-then-stale-stop", IDLE, query=LONG_RUN, act=pt_two_tabs_reset, where="page"
+    ),
     Case(
         "pt",
-        "reset-while-running",
-        "Start pre-trains a fresh",
-        query=LONG_RUN,
-        act=pt_reset_while_running,
-        where="page",
-    ),  # fmt: skip
-    Case(
-        "pt",
-        "reset-page-while-running",
-        "Start pre-trains a fresh",
-        query=LONG_RUN,
-        act=pt_reset_page_while_running,
-        where="page",
-    ),  # fmt: skip
-    Case(
-        "pt", "close-tab-mid-run", "Start pre-trains a fresh", query=LONG_RUN, act=pt_close_tab_mid_run, where="page"
-    ),  # fmt: skip
-    Case(
-        "pt",
-        "two-tabs-reset-then-stale-stop",
-        "Start pre-trains a fresh",
-        query=LONG_RUN,
-        act=pt_two_tabs_one_session,
-        where="page",
-    ),  # fmt: skip
-    Case("pt", "two-tabs-both-press-start", "Stopped after", query=LONG_RUN, act=pt_start_in_two_tabs),
+        "two-tabs-both-press-start-then-stop-twice",
+        "Stopped after",
+        LONG_RUN,
+        act=pt_start_in_two_tabs_stop_twice,
+    ),
+    Case("pt", "reset-this-page-while-running", IDLE, query=LONG_RUN, act=pt_reset_page_while_running, where="page"),
+    Case("pt", "close-tab-mid-run", IDLE, query=LONG_RUN, act=pt_close_tab_mid_run, where="page"),
     # A learning rate that makes the loss NaN: the run stops with a message.
-    Case("sft", "learning-rate-nan", "learning rate is too high", act=sft_diverge),
-    Case("dpo", "learning-rate-nan", "learning rate is too high", act=dpo_diverge),
+    Case(
+        "sft",
+        "learning-rate-nan",
+        "learning rate is too high",
+        {"sft_live_lr": "100", "sft_live_steps": "5"},
+        act=sft_diverge,
+    ),
+    Case("dpo", "learning-rate-nan", "learning rate is too high", {"dpo_steps": "10"}, act=dpo_diverge),
+    Case(
+        "rl",
+        "reward-model-learning-rate-nan",
+        "learning rate is too high",
+        {"rl_rm_lr": "10", "rl_rm_steps": "10"},
+        act=rl_reward_model_diverges,
+    ),
+    Case(
+        "pt",
+        "learning-rate-diverges",
+        "learning rate",  # any message that names the cause
+        {"pt_live_lr": "1", "pt_live_steps": "10", "pt_live_batch": "4"},
+        act=pt_diverge,
+    ),
 ]
 
 
@@ -492,10 +471,12 @@ def _params():
 
 
 @pytest.mark.parametrize("case", _params())
-def test_bad_input_ends_with_a_clear_message_and_a_working_page(case, session, started, monkeypatch):
+def test_bad_input_ends_with_a_clear_message_and_a_working_page(
+    case, session, released, started, monkeypatch, tmp_path
+):
     at = open_page(case.page, case.query)
     if case.act is not None:
-        at = case.act(at, Ctx(session, started, monkeypatch)) or at
+        at = case.act(at, Ctx(session, started, monkeypatch, tmp_path)) or at
     assert_clean(at)  # (a)
     shown = notices(at) if case.where == "notice" else page_text(at)
     assert case.expect in shown, shown[:2000]  # (b)

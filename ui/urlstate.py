@@ -18,6 +18,13 @@ from typing import Any
 import streamlit as st
 
 
+def _shown(raw: str) -> str:
+    """URL text quoted in a notice: cut short and Markdown-escaped (a link's text is never markup)."""
+    from ui.text import md_escape
+
+    return md_escape(raw[:40])
+
+
 @dataclass(frozen=True)
 class Param:
     key: str  # the widget key and the URL parameter name
@@ -45,9 +52,9 @@ class Param:
             else:
                 value = raw
         except (ValueError, OverflowError):
-            return self.default, f"'{self.key}={raw[:40]}' is not a valid value: using {self.default}."
+            return self.default, f"'{self.key}={_shown(raw)}' is not a valid value: using {self.default}."
         if self.choices is not None and value not in self.choices:
-            return self.default, f"'{self.key}={raw[:40]}' is not one of the options: using {self.default}."
+            return self.default, f"'{self.key}={_shown(raw)}' is not one of the options: using {self.default}."
         if self.lo is not None and value < self.lo:
             return kind(self.lo), f"'{self.key}' was below its range: set to {kind(self.lo)}."
         if self.hi is not None and value > self.hi:
@@ -68,7 +75,10 @@ class Param:
             (picked if text in by_text else unknown).append(text)
         value = tuple(choice for text, choice in by_text.items() if text in picked)
         if unknown:
-            return value, f"'{self.key}': ignored {', '.join(t[:20] for t in unknown[:3])} (not one of the options)."
+            return (
+                value,
+                f"'{self.key}': ignored {_shown(', '.join(t[:20] for t in unknown[:3]))} (not one of the options).",
+            )
         return value, None
 
     def format(self, value: Any) -> str:
