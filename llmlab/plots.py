@@ -335,7 +335,8 @@ def dpo_run_curves(steps: Sequence[float], metrics: dict[str, Sequence[float]], 
     fig = style(fig, title, "", "loss (nats)", height=760)
     fig.update_xaxes(title_text="training step", row=len(DPO_PANELS), col=1)
     fig.update_yaxes(range=[-5, 105], row=3, col=1)
-    fig.update_layout(showlegend=True)
+    fig = legend_below(fig)
+    fig.update_layout(legend={"y": -0.07})  # the figure is tall: -0.2 of it would leave a gap
     return fig
 
 

@@ -6,6 +6,7 @@ under test-output/screenshots/.
 
     python scripts/screenshots.py                                 # every page, light theme
     python scripts/screenshots.py --theme dark RLHF "DPO:β sweep"  # some pages, a tab by its label
+    python scripts/screenshots.py "DPO:Live DPO:Start DPO" --wait 30  # press a button, shoot 30 s later
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def settle(page, timeout_s: float = 60) -> None:
     time.sleep(1.5)  # plotly's first layout pass
 
 
-def shoot(base: str, targets: list[str], theme: str, height: int) -> list[Path]:
+def shoot(base: str, targets: list[str], theme: str, height: int, wait_s: float = 20) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     saved = []
@@ -44,13 +45,17 @@ def shoot(base: str, targets: list[str], theme: str, height: int) -> list[Path]:
         context = browser.new_context(viewport={"width": 1400, "height": height})
         page = context.new_page()
         for target in targets:
-            path, _, tab = target.partition(":")
+            path, _, rest = target.partition(":")
+            tab, _, button = rest.partition(":")
             page.goto(f"{base}/{path}")
             settle(page)
             if tab:
                 page.get_by_role("tab", name=tab).first.click()
                 settle(page)
-            name = re.sub(r"[^A-Za-z0-9]+", "_", f"{path or 'Home'}-{tab}".strip("-")).strip("_")
+            if button:
+                page.get_by_role("button", name=button).first.click()
+                time.sleep(wait_s)  # the live view redraws every 0.5 s: no "finished" state to wait for
+            name = re.sub(r"[^A-Za-z0-9]+", "_", f"{path or 'Home'}-{tab}-{button}".strip("-")).strip("_")
             out = OUT / f"{name}-{theme}.png"
             page.screenshot(path=str(out))
             saved.append(out)
@@ -64,10 +69,11 @@ def main() -> None:
     parser.add_argument("targets", nargs="*", default=PAGES, help="page path, or 'Page:Tab label'")
     parser.add_argument("--theme", default="light", choices=["light", "dark"])
     parser.add_argument("--height", type=int, default=2000, help="viewport height in pixels")
+    parser.add_argument("--wait", type=float, default=20, help="seconds after pressing a button")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with streamlit_server(theme=args.theme) as base:
-        shoot(base, args.targets, args.theme, args.height)
+        shoot(base, args.targets, args.theme, args.height, args.wait)
 
 
 if __name__ == "__main__":

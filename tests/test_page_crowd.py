@@ -171,3 +171,35 @@ def test_the_presenter_trains_a_reward_model_on_one_annotators_votes(data_dir, m
     curves = chart(at, "rl_crowd_rm_loss_chart")["data"]
     assert {html.unescape(c["name"]) for c in curves} == {"voter-alice's votes (single annotator)", votes.SHIPPED}
     assert all(len(array(c["x"])) == 5 for c in curves)  # 5 steps each, both runs drawn
+
+
+def test_dpo_on_one_annotators_votes_trains_on_exactly_those_pairs_then_on_as_many_shipped(tmp_path, monkeypatch):
+    """The DPO half of "train on the room": the votes' rows are the training data of the first run (trl's
+    DPOTrainer sees each of them), the second run gets as many shipped pairs; both are scored alike."""
+    from llmlab import dpo
+    from llmlab.jobs import Job
+    from llmlab.modeling import load_model
+
+    store = VoteStore(f"sqlite:///{tmp_path}/votes.sqlite3")
+    seed_votes(store, "voter-alice", 10)
+    seed_votes(store, "voter-bob", 10, choice_of=lambda p: "b")
+    alice = votes.room_preferences(store, "voter-alice")
+    seen: list[list[dict]] = []
+    original = dpo.dpo_work
+
+    def spy(start, pairs, heldout, settings, reward_fn):
+        seen.append(list(pairs))
+        return original(start, pairs, heldout, settings, reward_fn)
+
+    monkeypatch.setattr(dpo, "dpo_work", spy)
+    settings = dpo.DPOSettings(beta=0.1, steps=3, batch_size=4)
+    job = Job("room-dpo", votes.room_dpo_work(load_model("tiny-sft", "cpu"), alice, settings)).start()
+    job.join(timeout=300)
+    assert job.status == "done", job.error
+    room_run, shipped_run = job.result
+    assert seen[0] == alice.rows and len(seen[1]) == len(alice.rows) == 10
+    assert {r["prompt"] for r in seen[1]} <= {r["prompt"] for r in preference_pairs(split="train")}
+    assert room_run.name.startswith("voter-alice") and room_run.steps == shipped_run.steps == 3
+    for run in (room_run, shipped_run):
+        assert 0.0 <= run.heldout_accuracy <= 1.0 and run.kl is not None and run.kl >= 0.0
+    assert {row.get("source") for row in job.metrics if "loss" in row} == {0, 1}  # both runs logged live
