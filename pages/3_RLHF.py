@@ -133,6 +133,15 @@ def setting(param: urlstate.Param):
     return st.session_state[param.key]
 
 
+def learning_rate_slider(column, param: urlstate.Param, config: type) -> float:
+    """An advanced control: drawn unless presenter mode hides it; its value (from the URL or the slider) either way."""
+    if show_advanced():
+        column.select_slider(
+            "Learning rate", LEARNING_RATES, key=param.key, format_func=fmt, help=help_of(config, "learning_rate")
+        )
+    return setting(param)
+
+
 # -- 0. the pipeline ----------------------------------------------------------------------------------------
 
 
@@ -217,12 +226,7 @@ def reward_tab() -> None:
     )
     c2, c3, c4 = st.columns(3)
     steps = c2.slider("Steps", 10, 400, step=10, key=RM_STEPS.key, help=help_of(reward.RewardRunConfig, "max_steps"))
-    if show_advanced():
-        c3.select_slider(
-            "Learning rate", LEARNING_RATES, key=RM_LR.key, format_func=fmt,
-            help=help_of(reward.RewardRunConfig, "learning_rate"),
-        )  # fmt: skip
-    lr = setting(RM_LR)
+    lr = learning_rate_slider(c3, RM_LR, reward.RewardRunConfig)
     n_pairs = c4.slider(
         "Training pairs", RM_PAIRS.lo, RM_PAIRS.hi, step=8, key=RM_PAIRS.key,
         help=help_of(reward.RewardRunConfig, "train_pairs"),
@@ -499,12 +503,7 @@ def rl_tab() -> None:
         "KL coefficient β", RL_BETAS, key=RL_KL.key, format_func=fmt, help=help_of(rlhf.RLRunConfig, "beta")
     )
     steps = c4.slider("Steps", 5, 200, step=5, key=RL_STEPS.key, help=help_of(rlhf.RLRunConfig, "max_steps"))
-    if show_advanced():
-        c5.select_slider(
-            "Learning rate", LEARNING_RATES, key=RL_LR.key, format_func=fmt,
-            help=help_of(rlhf.RLRunConfig, "learning_rate"),
-        )  # fmt: skip
-    lr = setting(RL_LR)
+    lr = learning_rate_slider(c5, RL_LR, rlhf.RLRunConfig)
     urlstate.publish(SETTINGS)
     betas = list(dict.fromkeys([beta, *extra]))
     reward_kind = "correctness" if choice == CORRECTNESS else "reward model"
