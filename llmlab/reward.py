@@ -273,13 +273,22 @@ def train_reward_model(
         trainer = make_reward_trainer(model, loaded.tokenizer, rows, cfg, out, callbacks)
         trainer.train()
     model.eval().requires_grad_(False)
-    seconds = time.perf_counter() - start
+    return _scored_run(model, loaded, cfg, time.perf_counter() - start)
+
+
+def _scored_run(model: PreTrainedModel, loaded: LoadedModel, cfg: RewardRunConfig, seconds: float) -> RewardRun:
+    """A trained or loaded reward model with its held-out scores: on the test pairs of its own labels, and on
+    the honest labels (the same pairs when it was trained on honest labels: scored once)."""
+    heldout = score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, cfg.biased, "test"))
+    heldout_true = (
+        score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")) if cfg.biased else heldout
+    )
     return RewardRun(
         model=model,
         tokenizer=loaded.tokenizer,
         config=cfg,
-        heldout=score_pairs(model, loaded.tokenizer, test),
-        heldout_true=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")),
+        heldout=heldout,
+        heldout_true=heldout_true,
         seconds=seconds,
         source=loaded.source,
     )
@@ -293,7 +302,7 @@ _cache_lock = threading.Lock()
 BUNDLED_REWARD_DIR = MODELS_DIR / "reward-models"  # shipped with the repo (scripts/train_reward.py), read-only
 
 
-def _cache_key(loaded: LoadedModel, cfg: RewardRunConfig) -> str:
+def reward_model_key(loaded: LoadedModel, cfg: RewardRunConfig) -> str:
     """Names the reward model by what it is: the policy's weights (their bytes, so a fresh checkout of the
     bundled model finds the shipped reward model), the settings that change training, and the data version."""
     weights = Path(loaded.source) / "model.safetensors"
@@ -309,15 +318,7 @@ def _load_saved(folder: Path, loaded: LoadedModel, cfg: RewardRunConfig) -> Rewa
         folder, trust_remote_code=False, local_files_only=True, dtype=torch.float32
     )
     model.to(loaded.device).eval().requires_grad_(False)
-    return RewardRun(
-        model=model,
-        tokenizer=loaded.tokenizer,
-        config=cfg,
-        heldout=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, cfg.biased, "test")),
-        heldout_true=score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")),
-        seconds=time.perf_counter() - start,
-        source=loaded.source,
-    )
+    return _scored_run(model, loaded, cfg, time.perf_counter() - start)
 
 
 def save_reward_model(run: RewardRun, folder: Path) -> None:
@@ -343,7 +344,7 @@ def save_reward_model(run: RewardRun, folder: Path) -> None:
 def reward_model_folder(loaded: LoadedModel, cfg: RewardRunConfig) -> Path:
     """Where (`loaded`, `cfg`)'s reward model is or will be: the bundled copy if the repo ships it, else the
     disk cache (LLMLAB_CACHE)."""
-    key = _cache_key(loaded, cfg)
+    key = reward_model_key(loaded, cfg)
     bundled = BUNDLED_REWARD_DIR / key
     return bundled if (bundled / "config.json").is_file() else CACHE_DIR / "reward-models" / key
 

@@ -40,7 +40,7 @@ def main() -> None:
     keep = set()
     for biased in (False, True):
         cfg = reward.RewardRunConfig(biased=biased)
-        folder = reward.BUNDLED_REWARD_DIR / reward._cache_key(policy, cfg)
+        folder = reward.BUNDLED_REWARD_DIR / reward.reward_model_key(policy, cfg)
         keep.add(folder.name)
         if (folder / "config.json").is_file():
             print(f"{folder.name}: already there (biased={biased})")

@@ -16,7 +16,7 @@ NOT_IN_LOSS = "rgba(154,165,177,.15)"
 
 def wait_for_run(at: AppTest, limit_s: float = 240) -> list[str]:
     """Re-run the page until no run panel is running or queued (AppTest never fires run_every); return
-    every end status shown. (AppTest gives all instances one session id, so earlier tests' panels show too.)"""
+    every end status shown (this test's session only: tests/conftest.py gives each test its own session id)."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         busy = any(c.value.startswith("Running…") for c in at.caption) or any(

@@ -17,11 +17,11 @@ from typing import Any
 
 import streamlit as st
 
+from ui.text import md_escape
+
 
 def _shown(raw: str) -> str:
     """URL text quoted in a notice: cut short and Markdown-escaped (a link's text is never markup)."""
-    from ui.text import md_escape
-
     return md_escape(raw[:40])
 
 
