@@ -44,7 +44,7 @@ for column, lesson, (path, label, icon) in zip(columns, cards.values(), PAGES[1:
         st.subheader(label)
         first_sentence = lesson.summary.split(". ")[0].rstrip(".") + "."
         st.markdown(md_escape(first_sentence))
-        st.page_link(path, label=f"Open: {lesson.title}", icon=icon)
+        st.page_link(path, label="Open the live demo", icon=icon, help=lesson.title)  # the heading names it
 
 st.divider()
 st.caption(
