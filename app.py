@@ -24,7 +24,7 @@ st.graphviz_chart(
     digraph pipeline {
       rankdir=LR; bgcolor="transparent";
       node [shape=box, style="rounded,filled", fillcolor="#dbe7f3", color="#4c78a8", fontname="Helvetica"];
-      edge [color="#4c78a8"];
+      edge [color="#4c78a8", fontcolor="#4c78a8", fontname="Helvetica"];  // readable on light and dark themes
       data [label="text corpus\\n(the 'internet')", shape=cylinder, fillcolor="#eeeeee", color="#9aa5b1"];
       pre [label="1 · Pre-training\\npredict the next token"];
       sft [label="2 · SFT\\nimitate good answers"];
