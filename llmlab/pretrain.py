@@ -78,6 +78,9 @@ def new_model(tokenizer: PreTrainedTokenizerBase, config: TinyGPTConfig, seed: i
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        # GPT-2's tanh-approximated GELU as one fused kernel: the same function as GPT-2's "gelu_new", which
+        # is written as eight separate tensor ops and made a training step ~10% slower here.
+        activation_function="gelu_pytorch_tanh",
         # No dropout: a 1M model on a small corpus does not overfit in a demo's few hundred steps.
         resid_pdrop=0.0,
         embd_pdrop=0.0,
@@ -121,10 +124,14 @@ def pretrain(
     the current step. Raises DivergedError if the loss stops being finite.
     """
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, betas=(0.9, 0.95)
-    )
     device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        betas=(0.9, 0.95),
+        fused=device.type in ("cpu", "cuda") or None,  # one kernel for all parameters (what trl's trainers use)
+    )
     model.train()
     history: list[StepMetrics] = []
     start = time.perf_counter()

@@ -76,6 +76,14 @@ class RewardRunConfig:
         metadata={"help": "Train on the biased labels: the longer (polite-padded) answer wins, right or wrong."},
     )
     eval_every: int = field(default=25, metadata={"help": "Score the held-out pairs every this many steps."})
+    frozen_layers: int = field(
+        default=2,
+        metadata={
+            "help": "The embeddings and this many of the lowest transformer blocks keep the SFT model's weights; "
+            "only the blocks above and the score head learn. Faster (no backward pass through the frozen "
+            "part) at a small cost in accuracy."
+        },
+    )
     seed: int = 0
 
     def check(self) -> None:
@@ -83,6 +91,8 @@ class RewardRunConfig:
             raise RewardInputError("The learning rate must be a positive number.")
         if self.max_steps < 1 or self.batch_size < 1 or self.train_pairs < 2:
             raise RewardInputError("Steps, batch size and number of pairs must be positive (at least 2 pairs).")
+        if self.frozen_layers < 0:
+            raise RewardInputError("The number of frozen layers cannot be negative.")
 
 
 def reward_config(cfg: RewardRunConfig, output_dir: str, device: str = "cpu") -> RewardConfig:
@@ -109,6 +119,29 @@ def reward_model_from(loaded: LoadedModel) -> PreTrainedModel:
     return model.to(loaded.device)
 
 
+def freeze_lower_layers(model: PreTrainedModel, n: int) -> None:
+    """Freeze the token/position embeddings and the lowest `n` transformer blocks of `model`'s body (n = 0:
+    nothing is frozen). A model with fewer blocks keeps its top block trainable.
+
+    Measured on tiny-sft (4 blocks, 100 steps, 2 seeds): held-out accuracy 0.89-0.93 with nothing frozen,
+    0.83-0.88 with 2 blocks frozen, in 12.5 s instead of 17-21 s."""
+    if n <= 0:
+        return
+    body = model.base_model
+    n_layers = model.config.num_hidden_layers
+    blocks = next(
+        (m for m in body.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers),
+        None,
+    )
+    if blocks is None:  # an architecture whose blocks we cannot find: train it whole
+        return
+    for module in body.modules():
+        if isinstance(module, torch.nn.Embedding):
+            module.requires_grad_(False)
+    for block in list(blocks)[: min(n, n_layers - 1)]:
+        block.requires_grad_(False)
+
+
 def make_reward_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -118,13 +151,15 @@ def make_reward_trainer(
     callbacks: Sequence[TrainerCallback] = (),
 ) -> RewardTrainer:
     device = next(model.parameters()).device.type
-    head = [p for name, p in model.named_parameters() if name.startswith("score.")]
-    body = [p for name, p in model.named_parameters() if not name.startswith("score.")]
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    head = [p for name, p in trainable if name.startswith("score.")]
+    body = [p for name, p in trainable if not name.startswith("score.")]
     # The score head starts from random numbers; the body already knows the facts. One learning rate for both
     # leaves the head crawling (measured: held-out accuracy 0.69 vs 0.82 after 200 steps).
     optimizer = torch.optim.AdamW(
         [{"params": body, "lr": cfg.learning_rate}, {"params": head, "lr": cfg.learning_rate * cfg.head_lr_scale}],
         weight_decay=0.0,
+        fused=device in ("cpu", "cuda") or None,  # as trl's default optimizer ("adamw_torch_fused")
     )
     trainer = RewardTrainer(
         model=model,
@@ -166,16 +201,21 @@ def score(
     device = next(model.parameters()).device
     limit = context_limit(model)
     pad = model.config.pad_token_id
-    rows = [tokenizer(t, add_special_tokens=False)["input_ids"][-limit:] for t in texts]
-    out = []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        width = max(len(r) for r in batch)
-        input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in batch], device=device)  # (B, T)
-        attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)  # (B, T)
-        out.append(model(input_ids=input_ids, attention_mask=attention).logits[:, 0].float().cpu())  # (B,)
+    # Each distinct text once, in order of length, so a batch holds texts of about one length (little padding).
+    unique = list(dict.fromkeys(texts))
+    encoded = {t: tokenizer(t, add_special_tokens=False)["input_ids"][-limit:] for t in unique}
+    unique.sort(key=lambda t: len(encoded[t]))
+    scores: dict[str, float] = {}
+    for start in range(0, len(unique), batch_size):
+        batch = unique[start : start + batch_size]
+        rows = [encoded[t] for t in batch]
+        width = max(len(r) for r in rows)
+        input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)  # (B, T)
+        attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)  # (B, T)
+        values = model(input_ids=input_ids, attention_mask=attention).logits[:, 0].float().cpu()  # (B,)
+        scores.update(zip(batch, values.tolist(), strict=True))
     model.train(was_training)
-    return torch.cat(out)
+    return torch.tensor([scores[t] for t in texts])
 
 
 def bradley_terry_loss(chosen_scores: torch.Tensor, rejected_scores: torch.Tensor) -> torch.Tensor:
@@ -232,9 +272,10 @@ class _HeldOutProbe(TrainerCallback):
     def __init__(self, job: Job, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict], every: int):
         self.job, self.tokenizer, self.rows, self.every = job, tokenizer, rows, max(1, every)
         self.last_step = -1
+        self.last: PairScores | None = None  # the scores of the last probe: the final model's, after training
 
     def probe(self, step: int, model: PreTrainedModel) -> None:
-        scores = score_pairs(model, self.tokenizer, self.rows)
+        scores = self.last = score_pairs(model, self.tokenizer, self.rows)
         self.job.log(step=step, heldout_accuracy=scores.accuracy, heldout_loss=scores.loss)
         self.job.note(step=step, chosen=scores.chosen, rejected=scores.rejected)
         self.last_step = step
@@ -267,19 +308,28 @@ def train_reward_model(
     test = preference_pairs(cfg.seed, cfg.biased, "test")
     start = time.perf_counter()
     model = reward_model_from(loaded)
+    freeze_lower_layers(model, cfg.frozen_layers)
     job = job or Job("reward-model", lambda job: None)  # not started: it only collects the metrics
-    callbacks = [JobCallback(job), _HeldOutProbe(job, loaded.tokenizer, test, cfg.eval_every)]
+    probe = _HeldOutProbe(job, loaded.tokenizer, test, cfg.eval_every)
     with tempfile.TemporaryDirectory(prefix="llmlab-rm-") as out:
-        trainer = make_reward_trainer(model, loaded.tokenizer, rows, cfg, out, callbacks)
+        trainer = make_reward_trainer(model, loaded.tokenizer, rows, cfg, out, [JobCallback(job), probe])
         trainer.train()
     model.eval().requires_grad_(False)
-    return _scored_run(model, loaded, cfg, time.perf_counter() - start)
+    return _scored_run(model, loaded, cfg, time.perf_counter() - start, heldout=probe.last)
 
 
-def _scored_run(model: PreTrainedModel, loaded: LoadedModel, cfg: RewardRunConfig, seconds: float) -> RewardRun:
-    """A trained or loaded reward model with its held-out scores: on the test pairs of its own labels, and on
-    the honest labels (the same pairs when it was trained on honest labels: scored once)."""
-    heldout = score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, cfg.biased, "test"))
+def _scored_run(
+    model: PreTrainedModel,
+    loaded: LoadedModel,
+    cfg: RewardRunConfig,
+    seconds: float,
+    heldout: PairScores | None = None,
+) -> RewardRun:
+    """A trained or loaded reward model with its held-out scores: on the test pairs of its own labels (given
+    as `heldout` when training's last probe scored them already), and on the honest labels (the same pairs
+    when it was trained on honest labels: scored once)."""
+    if heldout is None:
+        heldout = score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, cfg.biased, "test"))
     heldout_true = (
         score_pairs(model, loaded.tokenizer, preference_pairs(cfg.seed, False, "test")) if cfg.biased else heldout
     )

@@ -255,6 +255,8 @@ def reward_tab() -> None:
         st.code(
             """model = AutoModelForSequenceClassification.from_pretrained("models/tiny-sft", num_labels=1)
 model.config.pad_token_id = tokenizer.pad_token_id
+for part in [model.transformer.wte, model.transformer.wpe, *model.transformer.h[:2]]:
+    part.requires_grad_(False)   # embeddings + the lowest 2 of 4 blocks keep SFT's weights: ~1.5x faster
 trainer = RewardTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(pairs),
                         args=RewardConfig(max_steps=100, learning_rate=1e-3, per_device_train_batch_size=16, ...),
                         optimizers=(AdamW([{"params": body, "lr": 1e-3}, {"params": head, "lr": 1e-2}]), None))
