@@ -134,14 +134,20 @@ def run(quick: bool = False) -> list[Row]:
     cpu = time.process_time()
     sweep = Job(
         "bench-sweep",
-        dpo.sweep_work(start, train, heldout, dpo.DPOSettings(steps=sweep_steps), reward_fn=preferences.true_reward),
+        dpo.sweep_work(
+            start,
+            train,
+            heldout,
+            dpo.DPOSettings(steps=sweep_steps, batch_size=dpo.SWEEP_BATCH_SIZE),
+            reward_fn=preferences.true_reward,
+        ),
     )
     sweep.start().join()
     assert sweep.status == "done", sweep.error
     cpu = time.process_time() - cpu
     rows.append(
         Row(
-            f"β sweep, 5 β × {sweep_steps} steps (training + evaluation)",
+            f"β sweep, 5 β × {sweep_steps} steps of {dpo.SWEEP_BATCH_SIZE} pairs (training + evaluation)",
             "<= 90 s",
             f"{sweep.elapsed_s:.1f} s wall, {cpu:.1f} s CPU",
             ok=sweep.elapsed_s <= 90 if not quick else None,

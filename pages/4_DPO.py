@@ -354,7 +354,7 @@ def sweep_tab() -> None:
     if not betas:
         st.info("Pick at least one β to sweep.", icon="📈")
         return
-    settings = dpo.DPOSettings(steps=int(steps), learning_rate=float(lr))
+    settings = dpo.DPOSettings(steps=int(steps), learning_rate=float(lr), batch_size=dpo.SWEEP_BATCH_SIZE)
     train, heldout = pairs("train"), pairs("test")
     chosen = sorted(betas)
 
@@ -370,7 +370,8 @@ def sweep_tab() -> None:
         lambda job: draw_sweep(job, len(chosen), settings.steps),
         start_label=f"Run the sweep ({len(chosen)} runs)",
         idle_message=(
-            f"One DPO run of {settings.steps} steps per β, same seed and pairs, each from {START_MODEL}; "
+            f"One DPO run of {settings.steps} steps ({settings.batch_size} pairs each) per β, same seed and pairs, "
+            f"each from {START_MODEL}; "
             "then each policy is scored on held-out pairs and its drift from the reference is measured."
         ),
     )

@@ -135,6 +135,30 @@ def test_displayed_loss_and_rewards_equal_trls_logged_values_for_the_same_batch(
         assert math.isclose(ours[key], trl_step[key], rel_tol=1e-4, abs_tol=1e-4), (key, ours[key], trl_step[key])
 
 
+def test_reused_reference_logps_equal_trls_own_precompute_and_are_kept(start, train_pairs):
+    """The reference log-probs our trainer hands trl (length-sorted batches, kept per start model and pair set)
+    are the ones trl's own precompute gives, and a second run on the same pairs reuses them."""
+    pairs = train_pairs[::24]  # 32 pairs, short and polite-padded answers
+    reference = copy.deepcopy(start.model)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = DPOTrainer(  # trl's own precompute_ref_log_probs (dpo_config turns it on)
+            model=copy.deepcopy(start.model).requires_grad_(True).train(),
+            ref_model=reference,
+            args=dpo.dpo_config(dpo.DPOSettings(steps=1), out, "cpu"),
+            train_dataset=Dataset.from_list(pairs),
+            processing_class=start.tokenizer,
+        )
+    trls = (
+        torch.tensor(trainer.train_dataset["ref_chosen_logps"]),
+        torch.tensor(trainer.train_dataset["ref_rejected_logps"]),
+    )
+    ours = dpo.reference_logps(start, reference, pairs)
+    assert torch.allclose(torch.tensor(ours[0]), trls[0], atol=1e-3)
+    assert torch.allclose(torch.tensor(ours[1]), trls[1], atol=1e-3)
+    assert dpo.reference_logps(start, reference, pairs) is ours  # kept: not computed again
+    assert dpo.reference_logps(start, reference, pairs[:-1]) is not ours  # another pair set: its own
+
+
 def test_batched_sampler_is_greedy_decoding_when_greedy(start):
     prompts = [
         "<|user|>What is the capital of France?<|assistant|>",
