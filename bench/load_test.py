@@ -11,7 +11,7 @@ fragment. It honours ``auto_rerun`` (``st.fragment(run_every=...)``) like the br
 The scenario, per N: a fresh server, one warm-up visit of both pages (model and caches loaded, as in a
 workshop where the presenter opened the app first), then N sessions join over a short ramp:
 - session 0 is the presenter: it presses Start of the pre-training "watch it learn" panel (a live training
-  job that it keeps watching: the panel redraws every 0.5 s) and moves the temperature slider meanwhile;
+  job that it keeps watching: the panel redraws every 0.5 s) and moves that tab's learning-rate slider meanwhile;
   a run that finishes is started again, and Stop is pressed at the end;
 - the others open the pre-training page, move the temperature slider a few times, switch to the DPO page
   and move its beta slider (another page's slider while the DPO page has none).
@@ -60,7 +60,11 @@ DPO = "DPO"  # url path of pages/4_DPO.py
 TEMPERATURE = "pt_temperature"
 FALLBACK_SLIDER = "pt_top_p"  # used for the "DPO" half while the DPO page has no slider
 TRAIN_START, TRAIN_STOP = "pt_live_start", "pt_live_stop"  # ui/runs.py: run_panel("pt_live", ...)
-PRESENTER_LABEL = f"{TEMPERATURE} (training session)"  # its moves queue behind the live panel's redraws
+# The pages draw only their open tab: the presenter opens "Watch it learn" by its link, as a shared URL does,
+# and moves that tab's learning-rate slider (for the next run) while the live panel redraws.
+LIVE_TAB_QUERY = urllib.parse.urlencode({"tab_pretraining": "Watch it learn"})
+PRESENTER_SLIDER = "pt_live_lr"
+PRESENTER_LABEL = f"{PRESENTER_SLIDER} (training session)"  # its moves queue behind the live panel's redraws
 TRAINING_STEP = re.compile(r"Step ([\d,]+): loss")  # the live panel's caption (pages/1_Pretraining.py)
 
 # Targets of issue 7 (for 30 sessions; the same ones are shown for smaller N).
@@ -119,7 +123,9 @@ def server_pid(url: str) -> int | None:
 
 
 def server_env() -> dict[str, str]:
-    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env.pop("LLMLAB_EAGER_TABS", None)  # the lazy tabs users get (the test suite sets it for AppTest)
+    return env
 
 
 @contextlib.contextmanager
@@ -264,9 +270,10 @@ class Session:
 
     # what a user does
 
-    async def goto(self, page_name: str = "") -> float:
-        """Open a page by its url path ("" = app.py), as a deep link or a sidebar link does; seconds to finish."""
-        self.query_string = ""
+    async def goto(self, page_name: str = "", query: str = "") -> float:
+        """Open a page by its url path ("" = app.py) and query string, as a deep link or a sidebar link does;
+        seconds to finish."""
+        self.query_string = query
         return await self._rerun(page_name=page_name, page_hash="", what=f"open page {page_name or 'app.py'!r}")
 
     async def set_slider(self, key: str, value: float) -> float:
@@ -582,12 +589,12 @@ async def _presenter(
     others_done: asyncio.Event,
     deadline: float,
 ) -> None:
-    """Session 0: a live training job runs (and is watched) the whole time; the temperature slider moves."""
+    """Session 0: a live training job runs (and is watched) the whole time; the live tab's lr slider moves."""
     rng = random.Random(0)
     session = Session(url, "session 0 (training)", run_timeout_s)
     try:
         await session.connect()
-        result.page_opens_s.append(await session.goto(PRETRAINING))
+        result.page_opens_s.append(await session.goto(PRETRAINING, LIVE_TAB_QUERY))
         moves = 0
         while moves < 2 * per_page or (not others_done.is_set() and time.perf_counter() < deadline):
             if not session.auto_rerunning and not session.widget(TRAIN_START, "button").proto.disabled:
@@ -595,7 +602,7 @@ async def _presenter(
                 result.training_started += 1
             await _think(rng, think_s)
             if moves < 2 * per_page:
-                await _move(session, TEMPERATURE, rng, result, PRESENTER_LABEL)
+                await _move(session, PRESENTER_SLIDER, rng, result, PRESENTER_LABEL)
                 moves += 1
         if session.auto_rerunning and not session.widget(TRAIN_STOP, "button").proto.disabled:
             await session.click(TRAIN_STOP)

@@ -27,7 +27,7 @@ from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig, corpus_ids, live_pretraining
 from ui import urlstate
 from ui.cards import render_lesson_page
-from ui.frame import page_frame, shared_model, show_advanced
+from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips
@@ -746,17 +746,16 @@ def _same_run(a: scaling.TrainingRun, b: scaling.TrainingRun) -> bool:
 
 
 def demo() -> None:
-    tabs = st.tabs(["Next-token explorer", "Watch it learn", "Training timeline", "Data quality", "Chinchilla"])
-    with tabs[0]:
-        explorer(loaded)
-    with tabs[1]:
-        watch_it_learn(loaded.device)
-    with tabs[2]:
-        timeline(loaded)
-    with tabs[3]:
-        data_quality(loaded.device)
-    with tabs[4]:
-        chinchilla()
+    demo_tabs(
+        "tab_pretraining",
+        [
+            ("Next-token explorer", lambda: explorer(loaded)),
+            ("Watch it learn", lambda: watch_it_learn(loaded.device)),
+            ("Training timeline", lambda: timeline(loaded)),
+            ("Data quality", lambda: data_quality(loaded.device)),
+            ("Chinchilla", chinchilla),
+        ],
+    )
 
 
 render_lesson_page(

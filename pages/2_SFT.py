@@ -22,7 +22,7 @@ from llmlab.modeling import LoadedModel
 from llmlab.nexttoken import context_limit
 from ui import urlstate
 from ui.cards import render_lesson_page
-from ui.frame import page_frame, shared_model, show_advanced
+from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips
@@ -481,17 +481,16 @@ def draw_wrong_facts(job: Job) -> None:
 
 
 def demo() -> None:
-    tabs = st.tabs(["Loss mask", "Live SFT", "Quality vs quantity", "LoRA vs full", "Style, not knowledge"])
-    with tabs[0]:
-        loss_mask_demo(loaded)
-    with tabs[1]:
-        live_demo(loaded)
-    with tabs[2]:
-        quality_demo(loaded)
-    with tabs[3]:
-        lora_demo(loaded)
-    with tabs[4]:
-        wrong_facts_demo(loaded)
+    demo_tabs(
+        "tab_sft",
+        [
+            ("Loss mask", lambda: loss_mask_demo(loaded)),
+            ("Live SFT", lambda: live_demo(loaded)),
+            ("Quality vs quantity", lambda: quality_demo(loaded)),
+            ("LoRA vs full", lambda: lora_demo(loaded)),
+            ("Style, not knowledge", lambda: wrong_facts_demo(loaded)),
+        ],
+    )
     urlstate.publish(SETTINGS)  # after every widget: the address bar now shares this exact view
 
 

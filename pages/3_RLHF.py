@@ -24,7 +24,7 @@ from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
 from ui.cards import render_lesson_page
 from ui.crowd_train import crowd_tab
-from ui.frame import page_frame, shared_model, show_advanced
+from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import current_job, run_panel
 from ui.text import md_escape
 
@@ -635,17 +635,15 @@ def demo() -> None:
     urlstate.restore(SETTINGS, "rl_")
     _repair_state()
     stages = st.empty()  # drawn last, so it shows the runs the buttons below just started or reset
-    tab1, tab2, tab3, tab4 = st.tabs(
-        ["1 · Reward model", "2 · KL sweep (exact, instant)", "3 · Online RL (live)", "Vote as a room"]
+    demo_tabs(
+        "tab_rlhf",
+        [
+            ("1 · Reward model", reward_tab),
+            ("2 · KL sweep (exact, instant)", sweep_tab),
+            ("3 · Online RL (live)", rl_tab),
+            ("Vote as a room", lambda: crowd_tab("rl_crowd", sft)),
+        ],
     )
-    with tab1:
-        reward_tab()
-    with tab2:
-        sweep_tab()
-    with tab3:
-        rl_tab()
-    with tab4:
-        crowd_tab("rl_crowd", sft)
     with stages:
         pipeline()
 

@@ -25,7 +25,7 @@ from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
 from ui.cards import render_lesson_page
 from ui.crowd_train import crowd_tab
-from ui.frame import page_frame, shared_model, show_advanced
+from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import current_job, run_panel
 from ui.text import md_escape
 
@@ -736,23 +736,19 @@ def demo() -> None:
         f"Every demo trains **{START_MODEL}** (the SFT stage's output, {start.n_params / 1e6:.2f} M parameters), "
         "whatever the sidebar model, so a run takes seconds; the preference pairs are the RLHF page's."
     )
-    tabs = st.tabs(
-        ["The loss", "Live DPO", "β sweep", "DPO vs RLHF", "Offline limit", "Single annotator", "Vote as a room"]
+    demo_tabs(
+        "tab_dpo",
+        [
+            ("The loss", loss_tab),
+            ("Live DPO", live_tab),
+            ("β sweep", sweep_tab),
+            ("DPO vs RLHF", frontier_tab),
+            ("Offline limit", offline_tab),
+            ("Single annotator", annotator_tab),
+            # the RLHF page's room votes: one store, one voter id per browser tab
+            ("Vote as a room", lambda: crowd_tab("dpo_crowd", start)),
+        ],
     )
-    with tabs[0]:
-        loss_tab()
-    with tabs[1]:
-        live_tab()
-    with tabs[2]:
-        sweep_tab()
-    with tabs[3]:
-        frontier_tab()
-    with tabs[4]:
-        offline_tab()
-    with tabs[5]:
-        annotator_tab()
-    with tabs[6]:
-        crowd_tab("dpo_crowd", start)  # the RLHF page's room votes: one store, one voter id per browser tab
 
 
 render_lesson_page(

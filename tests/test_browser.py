@@ -87,10 +87,23 @@ def test_temperature_slider_changes_the_chart(server, page):
     assert after[-1]["x"][0] < before[-1]["x"][0]  # hotter: the top token loses probability
 
 
-def test_a_shared_link_sets_the_dpo_beta_slider(server, page):
-    page.goto(f"{server}/DPO?dpo_beta=0.5&dpo_steps=100")
+def test_a_tab_click_draws_that_tab_and_puts_it_in_the_url(server, page):
+    page.goto(f"{server}/Pretraining")
     wait_for_app(page)
-    # react-aria's range inputs are visually hidden (and this one sits in the second tab): wait for it to exist.
+    page.wait_for_selector(".st-key-pt_next_token_chart .js-plotly-plot", timeout=60_000)
+    assert page.locator(".st-key-pt_live_start").count() == 0  # a closed tab's content is not even sent
+    page.get_by_role("tab", name="Watch it learn").click()
+    page.locator(".st-key-pt_live_start").wait_for(timeout=60_000)
+    page.wait_for_function("() => location.search.includes('tab_pretraining=Watch')", timeout=30_000)
+    wait_for_app(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_shared_link_sets_the_dpo_beta_slider(server, page):
+    page.goto(f"{server}/DPO?tab_dpo=Live+DPO&dpo_beta=0.5&dpo_steps=100")
+    wait_for_app(page)
+    assert page.get_by_role("tab", name="Live DPO").get_attribute("aria-selected") == "true"
+    # react-aria's range inputs are visually hidden: wait for it to exist.
     beta = page.locator('.st-key-dpo_beta input[type="range"]')
     beta.wait_for(state="attached", timeout=60_000)
     assert beta.get_attribute("aria-valuetext") == "0.5"  # the select slider shows the link's β, not 0.1

@@ -7,6 +7,9 @@ top instead of relying on the home page (DESIGN.md). The chosen model lives in `
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+
 import streamlit as st
 import torch
 
@@ -110,6 +113,30 @@ def page_frame(title: str, icon: str = "🧪") -> LoadedModel:
     if presenter():
         st.html(_PRESENTER_CSS)
     return loaded
+
+
+EAGER_TABS_ENV = "LLMLAB_EAGER_TABS"  # "1": every tab's content runs on every rerun (the AppTest suite's mode)
+
+
+def demo_tabs(key: str, tabs: Sequence[tuple[str, Callable[[], None]]]) -> str | None:
+    """The page's demo tabs, of which only the open one runs: a page view, and every rerun of it, computes and
+    sends one tab's charts instead of all of them (what lets one server carry a room of attendees). Switching
+    tabs reruns the page. The open tab is in the URL (`?<key>=<label>`), so a shared link opens the same tab.
+    Returns the open tab's label (None when every tab ran).
+
+    With LLMLAB_EAGER_TABS=1 every tab runs, as `st.tabs` does by default, so AppTest can reach them all."""
+    labels = [label for label, _ in tabs]
+    if os.environ.get(EAGER_TABS_ENV) == "1":
+        containers = st.tabs(labels)
+    else:
+        containers = st.tabs(labels, key=key, on_change="rerun", bind="query-params")
+    opened = None
+    for container, (label, draw) in zip(containers, tabs, strict=True):
+        with container:
+            if container.open is not False:  # True: the open tab; None: tabs without state (eager)
+                draw()
+                opened = label if container.open else opened
+    return opened
 
 
 def presenter() -> bool:

@@ -1,0 +1,53 @@
+"""The pages' lazy tabs (ui.frame.demo_tabs), as users get them: only the open tab runs, and a link opens a
+tab. (The rest of the AppTest suite sets LLMLAB_EAGER_TABS=1 to reach every tab in one run;
+tests/test_browser.py clicks a real tab.)"""
+
+import pytest
+from conftest import has_chart, open_page
+
+from ui.frame import EAGER_TABS_ENV
+
+
+@pytest.fixture(autouse=True)
+def lazy_tabs(monkeypatch):
+    monkeypatch.delenv(EAGER_TABS_ENV)
+
+
+def buttons(at) -> set[str]:
+    return {b.key for b in at.button if b.key}
+
+
+def test_a_page_runs_only_its_first_tab():
+    at = open_page("pages/1_Pretraining.py")
+    assert has_chart(at, "pt_next_token_chart")  # the explorer: the first tab
+    assert "pt_live_start" not in buttons(at)  # "Watch it learn" did not run
+    assert not has_chart(at, "pt_chinchilla_chart")
+    assert at.session_state["tab_pretraining"] == "Next-token explorer"
+
+
+def test_a_link_opens_its_tab():
+    """(A click on another tab is a browser event AppTest cannot send: tests/test_browser.py clicks one.)"""
+    at = open_page("pages/1_Pretraining.py", {"tab_pretraining": "Watch it learn"})
+    assert "pt_live_start" in buttons(at)
+    assert not has_chart(at, "pt_next_token_chart")
+    assert at.session_state["tab_pretraining"] == "Watch it learn"
+
+
+@pytest.mark.parametrize(
+    ("page", "key", "label", "widget"),
+    [
+        ("pages/2_SFT.py", "tab_sft", "Live SFT", "sft_live_start"),
+        ("pages/3_RLHF.py", "tab_rlhf", "3 · Online RL (live)", "rl_online_start"),
+        ("pages/4_DPO.py", "tab_dpo", "Live DPO", "dpo_live_start"),
+    ],
+)
+def test_each_page_opens_a_linked_tab(page, key, label, widget):
+    first = open_page(page)
+    assert widget not in buttons(first)
+    at = open_page(page, {key: label})
+    assert widget in buttons(at), sorted(buttons(at))
+
+
+def test_an_unknown_tab_in_a_link_opens_the_first_tab():
+    at = open_page("pages/1_Pretraining.py", {"tab_pretraining": "<b>nope</b>"})
+    assert has_chart(at, "pt_next_token_chart")
