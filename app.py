@@ -7,10 +7,10 @@ import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from ui.cards import lessons
-from ui.frame import PAGES, page_frame
+from ui.shell import PAGES, begin_page
 from ui.text import md_escape
 
-loaded = page_frame("Home", "🧪")
+model_slot = begin_page("Home", "🧪")
 cards = lessons()
 
 st.title("LLM Training Lab")
@@ -47,6 +47,10 @@ for column, lesson, (path, label, icon) in zip(columns, cards.values(), PAGES[1:
         st.page_link(path, label="Open the live demo", icon=icon, help=lesson.title)  # the heading names it
 
 st.divider()
+# Drawn last: the model picker imports torch and transformers (seconds on a fresh server), the page above does not.
+from ui.frame import page_frame
+
+loaded = page_frame(model_slot)
 st.caption(
     f"Every demo runs on the model chosen in the sidebar (now {md_escape(loaded.name)}, "
     f"{loaded.n_params / 1e6:.2f} M parameters). The default, tiny-base, is this project's own GPT-2, "

@@ -1,8 +1,11 @@
 """Cold start and first views, measured with the websocket client of bench/load_test.py (what a browser waits for).
 
-- Cold start: a fresh `streamlit run app.py` process to the `script_finished` of the first run of a page
-  (app.py, and each page opened by deep link on its own fresh server). The client connects as soon as the
-  server accepts connections, like a browser tab that was already open. Target: <= 5 s.
+- Cold start: a fresh `streamlit run app.py` process to the first run of a page (app.py, and each page
+  opened by deep link on its own fresh server). The client connects as soon as the server accepts
+  connections, like a browser tab that was already open. Two times: the page drawn (a lesson page's card
+  with its "Think it through" questions, the home page's four stages: everything but the live demo and the
+  sidebar's model box, which pages draw after importing torch; see ui/shell.py), target <= 5 s; and the
+  whole run finished (the live demo ready too), no target.
 - First view on a warm server: after one warm-up session has visited every page (models and caches loaded),
   a new session (new websocket, new Streamlit session) opens a page; the time from connecting to its first
   `script_finished`. The median of a few fresh sessions per page. Target: <= 2 s.
@@ -35,8 +38,15 @@ def label(page: str) -> str:
     return f"/{page}" if page else "app.py"
 
 
-async def _first_view(url: str, page: str, retry_until: float | None = None) -> tuple[float, float, list[str]]:
-    """(when the websocket opened, when the first run finished, errors), perf_counter times."""
+DRAWN_MARK = "Think it through"  # a lesson page's drawn: its questions' heading arrived (after the whole card)
+HOME_DRAWN_MARK = "4 · DPO"  # the home page's: the last of its four stage headings arrived
+
+
+async def _first_view(
+    url: str, page: str, retry_until: float | None = None
+) -> tuple[float, float | None, float, list[str]]:
+    """(when the websocket opened, when the page was drawn, when the first run finished, errors): perf_counter
+    times; drawn is None if the page never showed its mark."""
     session = Session(url, f"first view {label(page)}", run_timeout_s=180)
     await session.connect(retry_until=retry_until)
     connected = time.perf_counter()
@@ -45,17 +55,22 @@ async def _first_view(url: str, page: str, retry_until: float | None = None) -> 
         finished = time.perf_counter()
     finally:
         await session.close()
-    return connected, finished, session.errors
+    drawn = session.headings_at.get(DRAWN_MARK if page else HOME_DRAWN_MARK)
+    return connected, drawn, finished, session.errors
 
 
-def cold_start(page: str) -> tuple[float, float, list[str]]:
-    """(seconds from process start to accepting the websocket, to the page drawn, errors) on a fresh server."""
+def cold_start(page: str) -> tuple[float, float | None, float, list[str]]:
+    """Seconds from process start to accepting the websocket, to the page drawn (None: never), to the first run
+    finished; and the errors seen, on a fresh server."""
     with streamlit_server(wait_healthy=False) as server:
         try:
-            connected, finished, errors = asyncio.run(_first_view(server.url, page, retry_until=server.started + 120))
+            connected, drawn, finished, errors = asyncio.run(
+                _first_view(server.url, page, retry_until=server.started + 120)
+            )
         except Exception as err:  # noqa: BLE001  (reported in the table)
             raise RuntimeError(f"{label(page)}: {err}\n{server.log_tail(800)}") from err
-    return connected - server.started, finished - server.started, errors
+    drawn_s = None if drawn is None else drawn - server.started
+    return connected - server.started, drawn_s, finished - server.started, errors
 
 
 def warm_first_views(pages: list[str], repeats: int = 3) -> dict[str, tuple[list[float], list[str]]]:
@@ -75,7 +90,7 @@ def warm_first_views(pages: list[str], repeats: int = 3) -> dict[str, tuple[list
                 times, errors = [], list(warm.errors)
                 for _ in range(repeats):
                     start = time.perf_counter()
-                    _, finished, session_errors = await _first_view(server.url, page)
+                    _, _, finished, session_errors = await _first_view(server.url, page)
                     times.append(finished - start)
                     errors += session_errors
                 out[page] = (times, errors)
@@ -89,17 +104,21 @@ def run(pages: list[str] | None = None, repeats: int = 3) -> list[Row]:
     rows = []
     cold: dict[str, float] = {}
     for page in pages:
-        metric = f"cold start: `streamlit run` -> {label(page)} drawn"
+        what = "card and questions" if page else "four stages"
+        metric = f"cold start: `streamlit run` -> {label(page)} drawn ({what})"
         try:
-            up_s, drawn_s, errors = cold_start(page)
+            up_s, drawn_s, finished_s, errors = cold_start(page)
         except Exception as err:  # noqa: BLE001
             rows.append(Row(metric, f"<= {MAX_COLD_S:g} s", f"failed: {str(err)[:200]}", ok=False))
             continue
-        cold[page] = drawn_s
-        measured = f"{drawn_s:.2f} s (server accepting after {up_s:.2f} s)"
+        cold[page] = finished_s
+        measured = "never" if drawn_s is None else f"{drawn_s:.2f} s (server accepting after {up_s:.2f} s)"
         if errors:
             measured += f"; errors: {errors[0][:160]}"
-        rows.append(Row(metric, f"<= {MAX_COLD_S:g} s", measured, ok=drawn_s <= MAX_COLD_S and not errors))
+        ok = drawn_s is not None and drawn_s <= MAX_COLD_S and not errors
+        rows.append(Row(metric, f"<= {MAX_COLD_S:g} s", measured, ok=ok))
+        demo = "live demo and model box" if page else "model box"
+        rows.append(Row(f"  ... and the {demo} ready (first run finished)", "", f"{finished_s:.2f} s"))
     try:
         views = warm_first_views(pages, repeats)
     except Exception as err:  # noqa: BLE001

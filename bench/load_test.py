@@ -220,6 +220,7 @@ class Session:
         self.query_string = ""
         self.training_step = 0  # the highest "Step N" a live training panel showed this session
         self.auto_rerun_started = 0  # how many run_every fragments the server asked this session to poll
+        self.headings_at: dict[str, float] = {}  # heading text -> when it first arrived (perf_counter)
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
         self._closing = False
@@ -406,7 +407,7 @@ class Session:
                 self._seen_ids = set()
             self._on_run_started(fragments)
         elif kind == "delta":
-            self._on_delta(msg.delta)
+            self._on_delta(msg.delta, received)
         elif kind == "page_info_changed":
             self.query_string = msg.page_info_changed.query_string
         elif kind == "auto_rerun":
@@ -421,7 +422,7 @@ class Session:
         elif kind == "script_finished":
             self._on_finished(msg, received)
 
-    def _on_delta(self, delta: Any) -> None:
+    def _on_delta(self, delta: Any, received: float) -> None:
         if delta.WhichOneof("type") != "new_element":
             return
         element = delta.new_element
@@ -429,7 +430,9 @@ class Session:
         if kind is None:
             return
         proto = getattr(element, kind)
-        if kind == "exception":
+        if kind == "heading":
+            self.headings_at.setdefault(proto.body, received)
+        elif kind == "exception":
             self.errors.append(f"{self.name}: the app showed a traceback: {proto.type}: {proto.message[:200]}")
         elif kind == "markdown":
             found = TRAINING_STEP.search(proto.body)

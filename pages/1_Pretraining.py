@@ -9,6 +9,28 @@
     streamlit run app.py   # then "1 · Pre-training" in the sidebar
 """
 
+import streamlit as st
+
+import ui  # noqa: F401  (sets the torch thread environment before torch loads)
+from ui.cards import lesson_layout
+from ui.shell import begin_page
+
+TRY_IT = {
+    "pretraining-q1": "Watch it learn: press Start and see one objective, next-token loss, teach a random "
+    "model ' the', then *a* capital, then ' Paris'. The Training timeline tab shows the same without waiting.",
+    "pretraining-q2": "Watch it learn: the greedy samples read like the corpus long before the probe names "
+    "the right capital: having read is not knowing.",
+    "pretraining-q3": "Chinchilla tab: both options sit on the same iso-compute curve; compare their "
+    "predicted losses with the optimum and the overtrained 8B × 15T point.",
+    "pretraining-q4": "Data quality tab: set the noise slider to 5% and 30% and compare the loss and the "
+    "probability of the right capital; switch to 'the same wrong one every time' to see frequency win.",
+    "pretraining-q5": "Next-token explorer: type 'Hello, I am' or a question; a base model does not answer, "
+    "it continues the text.",
+}
+model_slot = begin_page("Pre-training", "📚")
+demo_area = lesson_layout("pretraining", TRY_IT)
+
+# The card is on screen now. The demo's imports (torch, transformers, trl: seconds on a fresh server) follow.
 import inspect
 import json
 import math
@@ -17,16 +39,13 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
-import streamlit as st
 import torch
 
-import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from llmlab import dataquality, nexttoken, plots, pretrain, scaling
 from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig, corpus_ids, live_pretraining
 from ui import urlstate
-from ui.cards import render_lesson_page
 from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import run_panel
 from ui.text import md_escape
@@ -43,7 +62,7 @@ LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1, 1.0)
 BATCH_SIZES = (4, 8, 16, 32, 64)
 CHINCHILLA_MODES = ("parameters and tokens", "a compute budget and parameters")
 
-loaded = page_frame("Pre-training", "📚")
+loaded = page_frame(model_slot)
 LIVE = PretrainConfig()
 NOISE = dataquality.NoiseConfig()
 # Settings that round-trip through the URL (?pt_temperature=0.7&pt_ch_n=70 ...): a link reproduces a view.
@@ -758,19 +777,5 @@ def demo() -> None:
     )
 
 
-render_lesson_page(
-    "pretraining",
-    demo,
-    try_it={
-        "pretraining-q1": "Watch it learn: press Start and see one objective, next-token loss, teach a random "
-        "model ' the', then *a* capital, then ' Paris'. The Training timeline tab shows the same without waiting.",
-        "pretraining-q2": "Watch it learn: the greedy samples read like the corpus long before the probe names "
-        "the right capital: having read is not knowing.",
-        "pretraining-q3": "Chinchilla tab: both options sit on the same iso-compute curve; compare their "
-        "predicted losses with the optimum and the overtrained 8B × 15T point.",
-        "pretraining-q4": "Data quality tab: set the noise slider to 5% and 30% and compare the loss and the "
-        "probability of the right capital; switch to 'the same wrong one every time' to see frequency win.",
-        "pretraining-q5": "Next-token explorer: type 'Hello, I am' or a question; a base model does not answer, "
-        "it continues the text.",
-    },
-)
+with demo_area:
+    demo()

@@ -1,14 +1,29 @@
 """Supervised fine-tuning: the loss mask trl trains with, a live SFTTrainer run, quality vs quantity,
 LoRA vs full fine-tuning, and SFT teaching the format rather than the facts. Compute lives in llmlab/sft.py."""
 
+import streamlit as st
+
+import ui  # noqa: F401  (sets the torch thread environment before torch loads)
+from ui.cards import lesson_layout
+from ui.shell import begin_page
+
+TRY_IT = {
+    "sft-q1": "the Style, not knowledge tab: wrong capitals in the data become the likely answer, while "
+    "held-out countries keep their pre-trained facts in the new format.",
+    "sft-q2": "the Quality vs quantity tab: 100 polished vs 1000 mediocre pairs, same steps.",
+    "sft-q3": "the Loss mask tab: the same next-token loss, only the data and the mask change.",
+    "sft-q5": "the LoRA vs full tab: trainable parameters, time and result of both.",
+}
+model_slot = begin_page("Supervised fine-tuning", "✍️")
+demo_area = lesson_layout("sft", TRY_IT)
+
+# The card is on screen now. The demo's imports (torch, transformers, trl: seconds on a fresh server) follow.
 import dataclasses
 import inspect
 import math
 
 import pandas as pd
-import streamlit as st
 
-import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from llmlab import plots, sft
 from llmlab.instructions import (
     HELD_OUT_COUNTRIES,
@@ -21,7 +36,6 @@ from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.nexttoken import context_limit
 from ui import urlstate
-from ui.cards import render_lesson_page
 from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import run_panel
 from ui.text import md_escape
@@ -32,7 +46,7 @@ NOT_IN_LOSS = "rgba(154,165,177,.15)"
 CUSTOM = "Type your own…"
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 100.0)
 
-loaded = page_frame("Supervised fine-tuning", "✍️")
+loaded = page_frame(model_slot)
 
 
 @st.cache_data
@@ -494,14 +508,5 @@ def demo() -> None:
     urlstate.publish(SETTINGS)  # after every widget: the address bar now shares this exact view
 
 
-render_lesson_page(
-    "sft",
-    demo,
-    try_it={
-        "sft-q1": "the Style, not knowledge tab: wrong capitals in the data become the likely answer, while "
-        "held-out countries keep their pre-trained facts in the new format.",
-        "sft-q2": "the Quality vs quantity tab: 100 polished vs 1000 mediocre pairs, same steps.",
-        "sft-q3": "the Loss mask tab: the same next-token loss, only the data and the mask change.",
-        "sft-q5": "the LoRA vs full tab: trainable parameters, time and result of both.",
-    },
-)
+with demo_area:
+    demo()

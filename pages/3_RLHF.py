@@ -11,18 +11,33 @@ and llmlab/rlhf.py; preference data in llmlab/preferences.py.
     streamlit run app.py   # then "3 · RLHF"; settings round-trip through ?rl_beta=0.1&rl_kl=0.05&rl_steps=30
 """
 
+import streamlit as st
+
+import ui  # noqa: F401  (sets the torch thread environment before torch loads)
+from ui.cards import lesson_layout
+from ui.shell import begin_page
+
+TRY_IT = {
+    "rlhf-q1": "tab 2: drag β from 1000 to 0.001 and watch KL and reward; tab 3: run β = 0 beside β = 0.5.",
+    "rlhf-q2": "tab 2 with the biased reward model: as β → 0, π* moves to long, padded answers.",
+    "rlhf-q3": "tab 1: train on 16 pairs instead of 768 and compare the held-out accuracy. Vote as a room: "
+    "choosing the better answer is easy (the card's 'hard to demonstrate, easy to choose'); train the reward "
+    "model on the room's few votes and compare it with the same run on shipped pairs.",
+    "rlhf-q4": "tab 1 with biased labels, then tab 3 with that reward model: the policy amplifies the bias.",
+}
+model_slot = begin_page("RLHF", "⚖️")
+demo_area = lesson_layout("rlhf", TRY_IT)
+
+# The card is on screen now. The demo's imports (torch, transformers, trl: seconds on a fresh server) follow.
 import html
 import math
 
 import pandas as pd
-import streamlit as st
 
-import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from llmlab import plots, preferences, reward, rlhf
 from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
-from ui.cards import render_lesson_page
 from ui.crowd_train import crowd_tab
 from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import current_job, run_panel
@@ -71,7 +86,7 @@ SETTINGS = (
     *(RL_REWARD, RL_COMPARE, RL_KL, RL_STEPS, RL_LR),
 )
 
-loaded = page_frame("RLHF", "⚖️")
+loaded = page_frame(model_slot)
 sft = shared_model(POLICY, loaded.device)
 
 
@@ -648,15 +663,5 @@ def demo() -> None:
         pipeline()
 
 
-render_lesson_page(
-    "rlhf",
-    demo,
-    try_it={
-        "rlhf-q1": "tab 2: drag β from 1000 to 0.001 and watch KL and reward; tab 3: run β = 0 beside β = 0.5.",
-        "rlhf-q2": "tab 2 with the biased reward model: as β → 0, π* moves to long, padded answers.",
-        "rlhf-q3": "tab 1: train on 16 pairs instead of 768 and compare the held-out accuracy. Vote as a room: "
-        "choosing the better answer is easy (the card's 'hard to demonstrate, easy to choose'); train the reward "
-        "model on the room's few votes and compare it with the same run on shipped pairs.",
-        "rlhf-q4": "tab 1 with biased labels, then tab 3 with that reward model: the policy amplifies the bias.",
-    },
-)
+with demo_area:
+    demo()

@@ -13,17 +13,32 @@
     # settings round-trip through the URL: ?dpo_beta=0.1&dpo_steps=50&dpo_lr=0.0002
 """
 
-import math
-
-import pandas as pd
 import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
+from ui.cards import lesson_layout
+from ui.shell import begin_page
+
+TRY_IT = {
+    "dpo-q1": "DPO vs RLHF tab: the same reward-vs-KL axes for both methods, with what each keeps in memory.",
+    "dpo-q2": "Offline limit tab: train on capital questions only, then compare capitals with the kinds of "
+    "question no pair covers.",
+    "dpo-q3": "Single annotator tab: train on a labeller who always prefers the longer answer. Vote as a "
+    "room: the presenter trains DPO on one attendee's votes, then on everyone's.",
+    "dpo-q4": "β sweep tab: run β = 0.01 … 1 and watch accuracy and KL trade off; the loss tab shows why.",
+}
+model_slot = begin_page("DPO", "🎯")
+demo_area = lesson_layout("dpo", TRY_IT)
+
+# The card is on screen now. The demo's imports (torch, transformers, trl: seconds on a fresh server) follow.
+import math
+
+import pandas as pd
+
 from llmlab import dpo, plots, preferences
 from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
-from ui.cards import render_lesson_page
 from ui.crowd_train import crowd_tab
 from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
 from ui.runs import current_job, run_panel
@@ -38,7 +53,7 @@ RLHF_KEPT = "dpo_rlhf_kept"  # {job id: [FrontierPoint]}: every finished RLHF co
 RLHF_PAGE_KEPT = "dpo_rlhf_page_kept"  # {job id: [FrontierPoint]}: the RLHF page's online runs, scored here
 OWN_PAIR = "Write your own pair…"
 
-loaded = page_frame("DPO", "🎯")
+loaded = page_frame(model_slot)
 start = shared_model(START_MODEL, loaded.device)
 DEFAULTS = dpo.DPOSettings()
 
@@ -751,15 +766,5 @@ def demo() -> None:
     )
 
 
-render_lesson_page(
-    "dpo",
-    demo,
-    try_it={
-        "dpo-q1": "DPO vs RLHF tab: the same reward-vs-KL axes for both methods, with what each keeps in memory.",
-        "dpo-q2": "Offline limit tab: train on capital questions only, then compare capitals with the kinds of "
-        "question no pair covers.",
-        "dpo-q3": "Single annotator tab: train on a labeller who always prefers the longer answer. Vote as a "
-        "room: the presenter trains DPO on one attendee's votes, then on everyone's.",
-        "dpo-q4": "β sweep tab: run β = 0.01 … 1 and watch accuracy and KL trade off; the loss tab shows why.",
-    },
-)
+with demo_area:
+    demo()

@@ -1,19 +1,20 @@
 """The one card renderer: a lesson from lessons/ laid out around its page's live demo.
 
-Reading order follows the card: title and intuition, the problem, then the demo (left) beside the
-"Think it through" Q&A (right), then how it works, the code example, the misconception, where you see
+Reading order follows the card: title and intuition, the problem, then the demo (left, filled in by the page
+after the card is drawn) beside the "Think it through" Q&A (right), then how it works, the code example, the misconception, where you see
 it, the summary and the resources. Card text is escaped, so it shows exactly as written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import nullcontext
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from llmlab.lessons import Lesson, load_lessons
-from ui.frame import presenter
+from ui.shell import presenter
 from ui.text import md_escape
 
 
@@ -23,8 +24,10 @@ def lessons() -> dict[str, Lesson]:
     return load_lessons()
 
 
-def render_lesson_page(lesson_id: str, demo: Callable[[], None], try_it: Mapping[str, str] | None = None) -> None:
-    """Draw the whole page for one card; `demo` draws the live demo; `try_it` maps a Q&A id to a hint."""
+def lesson_layout(lesson_id: str, try_it: Mapping[str, str] | None = None) -> DeltaGenerator:
+    """Draw the whole card of one lesson around an empty "Live demo" area, and return that area: the page fills
+    it after its heavy imports (`with area: demo()`), so the card can be read meanwhile. `try_it` maps a Q&A id
+    to a hint."""
     lesson = lessons()[lesson_id]
     st.title(lesson.title)
     st.caption(" · ".join(lesson.tags))
@@ -35,7 +38,7 @@ def render_lesson_page(lesson_id: str, demo: Callable[[], None], try_it: Mapping
     demo_col, qa_col = st.columns([3, 2], gap="large")
     with demo_col:
         st.subheader("Live demo")
-        demo()
+        area = st.container()
     with qa_col:
         render_questions(lesson, try_it or {})
 
@@ -47,6 +50,7 @@ def render_lesson_page(lesson_id: str, demo: Callable[[], None], try_it: Mapping
         else nullcontext()
     ):
         _card_body(lesson)
+    return area
 
 
 def _card_body(lesson: Lesson) -> None:

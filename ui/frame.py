@@ -1,7 +1,8 @@
-"""The frame every page calls first: page config, navigation, model picker, device badge.
+"""The heavy half of every page's frame (the light half is ui/shell.py): the model picker, the device badge,
+the demo tabs and charts.
 
-Streamlit's `pages/` mode runs a deep-linked page without app.py, so each page calls `page_frame()` at the
-top instead of relying on the home page (DESIGN.md). The chosen model lives in `st.session_state`
+Streamlit's `pages/` mode runs a deep-linked page without app.py, so each page calls `begin_page()` and
+`page_frame()` itself instead of relying on the home page (DESIGN.md). The chosen model lives in `st.session_state`
 (per browser session); the loaded model itself is a shared, read-only `st.cache_resource`.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 import torch
+from streamlit.delta_generator import DeltaGenerator
 
 from llmlab.modeling import (
     DEFAULT_MODEL,
@@ -24,16 +26,9 @@ from llmlab.modeling import (
     load_model,
     pick_device,
 )
+from ui.shell import PAGES, presenter, show_advanced  # noqa: F401  (re-exported: the pages import them here)
 from ui.text import md_escape
-from ui.urlstate import Param, publish, restore
 
-PAGES = (
-    ("app.py", "Home: the pipeline", "🏠"),
-    ("pages/1_Pretraining.py", "1 · Pre-training", "📚"),
-    ("pages/2_SFT.py", "2 · Supervised fine-tuning", "✍️"),
-    ("pages/3_RLHF.py", "3 · RLHF", "⚖️"),
-    ("pages/4_DPO.py", "4 · DPO", "🎯"),
-)
 OTHER = "Other: a local folder or Hugging Face id…"
 MODEL_KEY = "model_name"  # the session's chosen model (survives page switches, unlike widget state)
 
@@ -51,68 +46,12 @@ def _configure_torch() -> int:
     return torch.get_num_threads()
 
 
-PRESENTER = Param("presenter", False)
-# Each page's widget keys start with its prefix, so "Reset this page" knows what is the page's.
-KEY_PREFIXES = {"Pre-training": "pt_", "Supervised fine-tuning": "sft_", "RLHF": "rl_", "DPO": "dpo_"}
-
-
-def reset_page(prefix: str) -> None:
-    """Stop the page's runs, forget its settings and results, and drop them from the URL."""
-    from ui.runs import session_jobs
-
-    jobs = session_jobs()
-    for key in [k for k in jobs if k.startswith(prefix)]:
-        jobs.pop(key).stop()
-    for key in [
-        k for k in st.session_state if str(k).startswith(prefix) or str(k).startswith(f"_url_restored_{prefix}")
-    ]:
-        del st.session_state[key]
-    for key in [k for k in st.query_params if k != PRESENTER.key]:
-        del st.query_params[key]
-
-
-_PRESENTER_CSS = """
-<style>
-  .stMainBlockContainer { font-size: 1.3rem; max-width: 100%; }
-  .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.3rem !important; }
-  .stMainBlockContainer h1 { font-size: 3.4rem; }
-  .stMainBlockContainer h2, .stMainBlockContainer h3 { font-size: 2.2rem; }
-  .stMainBlockContainer code { font-size: 1.1rem; }
-</style>
-"""
-
-
-def page_frame(title: str, icon: str = "🧪") -> LoadedModel:
-    """Set up the page and its sidebar; return the model the session chose (the default if it fails)."""
-    st.set_page_config(page_title=f"{title} · LLM Training Lab", page_icon=icon, layout="wide")
+def page_frame(model_slot: DeltaGenerator) -> LoadedModel:
+    """The heavy part of the frame: torch's threads, and the model picker in the sidebar slot that
+    `ui.shell.begin_page()` left for it. Returns the model the session chose (the default if it fails)."""
     _configure_torch()
-    restore([PRESENTER], page="frame")
-    with st.sidebar:
-        st.markdown("### LLM Training Lab")
-        for path, label, page_icon in PAGES:
-            st.page_link(path, label=label, icon=page_icon)
-        st.divider()
-        loaded = _model_picker()
-        st.divider()
-        st.toggle(
-            "Presenter mode",
-            key=PRESENTER.key,
-            help="Larger text and charts for a projector; advanced controls hidden; also ?presenter=1.",
-        )
-        prefix = KEY_PREFIXES.get(title)
-        if prefix:
-            st.button(
-                "Reset this page",
-                key="reset_page",
-                on_click=reset_page,
-                args=(prefix,),
-                icon=":material/restart_alt:",
-                help="Stop this page's runs and put every setting back to its default.",
-            )
-    publish([PRESENTER])
-    if presenter():
-        st.html(_PRESENTER_CSS)
-    return loaded
+    with model_slot:
+        return _model_picker()
 
 
 EAGER_TABS_ENV = "LLMLAB_EAGER_TABS"  # "1": every tab's content runs on every rerun (the AppTest suite's mode)
@@ -137,18 +76,6 @@ def demo_tabs(key: str, tabs: Sequence[tuple[str, Callable[[], None]]]) -> str |
                 draw()
                 opened = label if container.open else opened
     return opened
-
-
-def presenter() -> bool:
-    """Whether this session shows the page for a projector."""
-    return bool(st.session_state.get(PRESENTER.key, False))
-
-
-def show_advanced() -> bool:
-    """Draw the advanced controls (learning rates, batch sizes, sample counts, sampling temperature)? Not in
-    presenter mode. Each is a `urlstate.Param`, so a hidden one keeps its value (URL or default) in session_state,
-    and the page reads it from there: `if show_advanced(): st.slider(..., key=P.key)`, then `st.session_state[P.key]`."""
-    return not presenter()
 
 
 def chart(fig, key: str) -> None:

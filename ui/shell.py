@@ -1,0 +1,96 @@
+"""The light part of every page, drawn before any heavy import: page config, navigation, presenter mode.
+
+A page script calls `begin_page()` first, then (for a lesson page) `ui.cards.lesson_layout()`, and only then
+imports torch, transformers and trl. Streamlit streams elements as the script makes them, so on a server that
+has just started the sidebar, the card and its questions are on screen in about a second, while the live demo
+(seconds of imports and model loading the first time) fills in below "Live demo". This module imports only
+streamlit and the project's text helpers; `ui.frame.page_frame()` later puts the model picker into the slot
+`begin_page()` returns.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from ui.urlstate import Param, publish, restore
+
+PAGES = (
+    ("app.py", "Home: the pipeline", "🏠"),
+    ("pages/1_Pretraining.py", "1 · Pre-training", "📚"),
+    ("pages/2_SFT.py", "2 · Supervised fine-tuning", "✍️"),
+    ("pages/3_RLHF.py", "3 · RLHF", "⚖️"),
+    ("pages/4_DPO.py", "4 · DPO", "🎯"),
+)
+PRESENTER = Param("presenter", False)
+# Each page's widget keys start with its prefix, so "Reset this page" knows what is the page's.
+KEY_PREFIXES = {"Pre-training": "pt_", "Supervised fine-tuning": "sft_", "RLHF": "rl_", "DPO": "dpo_"}
+
+_PRESENTER_CSS = """
+<style>
+  .stMainBlockContainer { font-size: 1.3rem; max-width: 100%; }
+  .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.3rem !important; }
+  .stMainBlockContainer h1 { font-size: 3.4rem; }
+  .stMainBlockContainer h2, .stMainBlockContainer h3 { font-size: 2.2rem; }
+  .stMainBlockContainer code { font-size: 1.1rem; }
+</style>
+"""
+
+
+def reset_page(prefix: str) -> None:
+    """Stop the page's runs, forget its settings and results, and drop them from the URL."""
+    from ui.runs import session_jobs
+
+    jobs = session_jobs()
+    for key in [k for k in jobs if k.startswith(prefix)]:
+        jobs.pop(key).stop()
+    for key in [
+        k for k in st.session_state if str(k).startswith(prefix) or str(k).startswith(f"_url_restored_{prefix}")
+    ]:
+        del st.session_state[key]
+    for key in [k for k in st.query_params if k != PRESENTER.key]:
+        del st.query_params[key]
+
+
+def begin_page(title: str, icon: str = "🧪") -> DeltaGenerator:
+    """Set up the page and the light part of its sidebar; return the sidebar slot for the model picker."""
+    st.set_page_config(page_title=f"{title} · LLM Training Lab", page_icon=icon, layout="wide")
+    restore([PRESENTER], page="frame")
+    with st.sidebar:
+        st.markdown("### LLM Training Lab")
+        for path, label, page_icon in PAGES:
+            st.page_link(path, label=label, icon=page_icon)
+        st.divider()
+        model_slot = st.container()
+        st.divider()
+        st.toggle(
+            "Presenter mode",
+            key=PRESENTER.key,
+            help="Larger text and charts for a projector; advanced controls hidden; also ?presenter=1.",
+        )
+        prefix = KEY_PREFIXES.get(title)
+        if prefix:
+            st.button(
+                "Reset this page",
+                key="reset_page",
+                on_click=reset_page,
+                args=(prefix,),
+                icon=":material/restart_alt:",
+                help="Stop this page's runs and put every setting back to its default.",
+            )
+    publish([PRESENTER])
+    if presenter():
+        st.html(_PRESENTER_CSS)
+    return model_slot
+
+
+def presenter() -> bool:
+    """Whether this session shows the page for a projector."""
+    return bool(st.session_state.get(PRESENTER.key, False))
+
+
+def show_advanced() -> bool:
+    """Draw the advanced controls (learning rates, batch sizes, sample counts, sampling temperature)? Not in
+    presenter mode. Each is a `urlstate.Param`, so a hidden one keeps its value (URL or default) in session_state,
+    and the page reads it from there: `if show_advanced(): st.slider(..., key=P.key)`, then `st.session_state[P.key]`."""
+    return not presenter()
