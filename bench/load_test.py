@@ -13,8 +13,8 @@ workshop where the presenter opened the app first), then N sessions join over a 
 - session 0 is the presenter: it presses Start of the pre-training "watch it learn" panel (a live training
   job that it keeps watching: the panel redraws every 0.5 s) and moves that tab's learning-rate slider meanwhile;
   a run that finishes is started again, and Stop is pressed at the end;
-- the others open the pre-training page, move the temperature slider a few times, switch to the DPO page
-  and move its beta slider (another page's slider while the DPO page has none).
+- the others open the pre-training page, move the temperature slider a few times, switch to the DPO page's
+  "Live DPO" tab (by its link) and move its beta slider (another page's slider while the DPO page has none).
 Interaction latency is the time from sending the rerun to the ``script_finished`` of that run (what a user
 waits for until the chart is redrawn). Errors: tracebacks shown in the app, runs that never finish, closed
 connections, missing widgets. Bounded: a fixed number of interactions per session and a deadline per N.
@@ -64,6 +64,7 @@ TRAIN_START, TRAIN_STOP = "pt_live_start", "pt_live_stop"  # ui/runs.py: run_pan
 # and moves that tab's learning-rate slider (for the next run) while the live panel redraws.
 LIVE_TAB_QUERY = urllib.parse.urlencode({"tab_pretraining": "Watch it learn"})
 PRESENTER_SLIDER = "pt_live_lr"
+DPO_TAB_QUERY = urllib.parse.urlencode({"tab_dpo": "Live DPO"})  # the tab with the β slider
 PRESENTER_LABEL = f"{PRESENTER_SLIDER} (training session)"  # its moves queue behind the live panel's redraws
 TRAINING_STEP = re.compile(r"Step ([\d,]+): loss")  # the live panel's caption (pages/1_Pretraining.py)
 
@@ -567,7 +568,7 @@ async def _attendee(
         for _ in range(per_page):
             await _think(rng, think_s)
             await _move(session, TEMPERATURE, rng, result)
-        result.page_opens_s.append(await session.goto(DPO))
+        result.page_opens_s.append(await session.goto(DPO, DPO_TAB_QUERY))
         key = pick_second_slider(session)
         if key is None:  # no slider on the DPO page yet: back to pre-training and its top-p slider
             result.page_opens_s.append(await session.goto(PRETRAINING))
