@@ -51,3 +51,13 @@ def test_each_page_opens_a_linked_tab(page, key, label, widget):
 def test_an_unknown_tab_in_a_link_opens_the_first_tab():
     at = open_page("pages/1_Pretraining.py", {"tab_pretraining": "<b>nope</b>"})
     assert has_chart(at, "pt_next_token_chart")
+
+
+def test_reset_keeps_the_open_tab_and_drops_the_settings():
+    at = open_page("pages/1_Pretraining.py", {"tab_pretraining": "Watch it learn", "pt_live_steps": "1000"})
+    assert at.session_state["pt_live_steps"] == 1000
+    at.button(key="reset_page").click().run()
+    assert not at.exception
+    assert "pt_live_steps" not in at.query_params
+    assert at.query_params["tab_pretraining"] == ["Watch it learn"]
+    assert "pt_live_start" in buttons(at)  # still on the live tab

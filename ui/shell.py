@@ -25,6 +25,7 @@ PAGES = (
 PRESENTER = Param("presenter", False)
 # Each page's widget keys start with its prefix, so "Reset this page" knows what is the page's.
 KEY_PREFIXES = {"Pre-training": "pt_", "Supervised fine-tuning": "sft_", "RLHF": "rl_", "DPO": "dpo_"}
+TAB_KEY_PREFIX = "tab_"  # the demo tabs' keys (ui.frame.demo_tabs): the open tab, also a URL parameter
 
 _PRESENTER_CSS = """
 <style>
@@ -48,8 +49,8 @@ def reset_page(prefix: str) -> None:
         k for k in st.session_state if str(k).startswith(prefix) or str(k).startswith(f"_url_restored_{prefix}")
     ]:
         del st.session_state[key]
-    for key in [k for k in st.query_params if k != PRESENTER.key]:
-        del st.query_params[key]
+    for key in [k for k in st.query_params if k != PRESENTER.key and not k.startswith(TAB_KEY_PREFIX)]:
+        del st.query_params[key]  # (the open tab stays open, and in the URL)
 
 
 def begin_page(title: str, icon: str = "🧪") -> DeltaGenerator:
