@@ -4,7 +4,7 @@
 
 Rows:
 - slider change -> chart: the explorer fragment's work on cached logits (sampling distribution, top tokens,
-  figure, plotly JSON), no forward pass; and, for scale, a whole-page AppTest rerun (all five tabs).
+  figure, plotly JSON), no forward pass; and, for scale, a whole-page AppTest rerun (the pages run only their open tab).
 - prompt change -> chart: the same plus tokenizing and one forward pass of tiny-base.
 - training tokens/s: `pretrain()` bare vs the app's `live_pretraining` in a `Job` (metrics every step,
   probes, greedy samples), same config, alternated side by side; and when " Paris" stays the top-1.
@@ -95,7 +95,7 @@ def explorer_rows(tiny) -> list[Row]:
             ok=prompt <= 150,
         ),
         Row(
-            "whole page rerun after a slider change (AppTest, all 5 tabs), p50",
+            "whole page rerun after a slider change (AppTest; only the open tab runs), p50",
             "",
             f"{page:.0f} ms",
             ratio="the browser reruns only the explorer fragment",

@@ -100,6 +100,7 @@ def page_peak_rss_mb() -> tuple[float, str]:
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.switch_page("pages/2_SFT.py")
+    at.query_params["tab_sft"] = "Live SFT"  # the pages run only their open tab (ui.frame.demo_tabs)
     at.run()
     at.button(key="sft_live_start").click().run()
     status = "no status"

@@ -273,8 +273,8 @@ model.config.pad_token_id = tokenizer.pad_token_id
 for part in [model.transformer.wte, model.transformer.wpe, *model.transformer.h[:2]]:
     part.requires_grad_(False)   # embeddings + the lowest 2 of 4 blocks keep SFT's weights: ~1.5x faster
 trainer = RewardTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(pairs),
-                        args=RewardConfig(max_steps=100, learning_rate=1e-3, per_device_train_batch_size=16, ...),
-                        optimizers=(AdamW([{"params": body, "lr": 1e-3}, {"params": head, "lr": 1e-2}]), None))
+                        args=RewardConfig(max_steps=80, learning_rate=2e-3, per_device_train_batch_size=16, ...),
+                        optimizers=(AdamW([{"params": body, "lr": 2e-3}, {"params": head, "lr": 2e-2}]), None))
 trainer.train()          # loss = -logsigmoid(score_chosen - score_rejected).mean()  (trl's compute_loss)
 score = model(**tokenizer(prompt + answer + eos, return_tensors="pt")).logits[0, 0]""",
             language="python",

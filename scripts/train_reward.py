@@ -5,7 +5,7 @@ honest labels (the right answer wins) and once on the biased labels (the longer,
 Each lands in models/reward-models/<key>/, where <key> hashes the policy's weights, the settings and the
 preference data version (`llmlab.reward.reward_model_folder`), so the page finds them on a fresh checkout
 instead of training on a visitor's first view. Each folder holds `reward_run.json` (settings, held-out
-accuracy). About 13 s per model on 2 CPU cores. Re-run it after changing tiny-sft or the preference data.
+accuracy). About 10 s per model on 2 CPU cores. Re-run it after changing tiny-sft or the preference data.
 
     python scripts/train_reward.py
 """

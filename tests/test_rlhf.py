@@ -175,6 +175,11 @@ def test_candidate_logprobs_equal_token_by_token_computation(sft, untrained_rm):
         rlhf.sample_candidates(sft.model, sft.tokenizer, untrained_rm, "   ")
 
 
+# The default recipe freezes the lowest 2 of 4 blocks for speed: held-out accuracy ~0.8 (seeds 0-2: 0.79-0.81)
+# instead of ~0.9 with nothing frozen, in 9-10 s instead of ~25 s (llmlab/reward.py, RewardRunConfig). Chance is 0.5.
+MIN_DEFAULT_ACCURACY = 0.75
+
+
 # -- the reward model ------------------------------------------------------------------------------------------
 
 
@@ -197,7 +202,7 @@ def test_bradley_terry_loss_equals_trls(sft, tmp_path):
 
 
 def test_reward_model_run_lowers_the_loss_and_reports_held_out_accuracy(sft):
-    """A short run (the default run's > 0.8 held-out accuracy is checked on the bundled default model, which
+    """A short run (the default run's > 0.75 held-out accuracy is checked on the bundled default model, which
     `scripts/train_reward.py` trains with this same function: see the test below)."""
     from llmlab.jobs import Job
 
@@ -266,8 +271,10 @@ def test_the_repo_ships_the_pages_default_reward_models_for_the_bundled_policy()
         folder = reward.reward_model_folder(policy, reward.RewardRunConfig(biased=biased))
         assert folder.parent == reward.BUNDLED_REWARD_DIR and (folder / "model.safetensors").is_file()
         run = json.loads((folder / "reward_run.json").read_text())
-        assert run["config"]["biased"] is biased and run["heldout_accuracy"] > 0.8
+        assert run["config"]["biased"] is biased and run["heldout_accuracy"] > MIN_DEFAULT_ACCURACY
     honest = reward.load_or_train_reward_model(policy, reward.RewardRunConfig(biased=False))
-    assert honest.heldout.accuracy > 0.8 and honest.heldout_true.accuracy > 0.8  # scored now, on held-out pairs
+    assert (
+        honest.heldout.accuracy > MIN_DEFAULT_ACCURACY and honest.heldout_true.accuracy > MIN_DEFAULT_ACCURACY
+    )  # scored now, on held-out pairs
     biased = reward.load_or_train_reward_model(policy, reward.RewardRunConfig(biased=True))
-    assert biased.heldout.accuracy > 0.8 > biased.heldout_true.accuracy  # it learned the length bias
+    assert biased.heldout.accuracy > MIN_DEFAULT_ACCURACY > biased.heldout_true.accuracy  # it learned the length bias
