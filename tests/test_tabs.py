@@ -59,5 +59,5 @@ def test_reset_keeps_the_open_tab_and_drops_the_settings():
     at.button(key="reset_page").click().run()
     assert not at.exception
     assert at.session_state["pt_live_steps"] == 600  # the default again (and so in the URL)
-    assert at.query_params["tab_pretraining"] == ["Watch it learn"]
+    assert at.query_params["tab_pretraining"] == "Watch it learn"
     assert "pt_live_start" in buttons(at)  # still on the live tab
