@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import math
 import os
@@ -222,6 +223,7 @@ class Session:
         self.training_step = 0  # the highest "Step N" a live training panel showed this session
         self.auto_rerun_started = 0  # how many run_every fragments the server asked this session to poll
         self.headings_at: dict[str, float] = {}  # heading text -> when it first arrived (perf_counter)
+        self.trace: collections.deque[str] = collections.deque(maxlen=24)  # the last runs seen, for error reports
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
         self._closing = False
@@ -360,7 +362,10 @@ class Session:
         try:
             finished_at = await asyncio.wait_for(future, self.run_timeout_s)
         except TimeoutError:
-            raise LoadTestError(f"{self.name}: {what}: no script_finished within {self.run_timeout_s:.0f} s") from None
+            raise LoadTestError(
+                f"{self.name}: {what}: no script_finished within {self.run_timeout_s:.0f} s "
+                f"(sent {start % 1000:.2f} for fragment {fragment_id[:6] or 'full'}; runs seen: {' | '.join(self.trace)})"
+            ) from None
         return finished_at - start
 
     async def _read(self) -> None:
@@ -399,6 +404,10 @@ class Session:
         elif msg.metadata.cacheable and msg.hash:
             self._cache[msg.hash] = msg
 
+        if kind in ("new_session", "script_finished"):
+            status = msg.script_finished if kind == "script_finished" else ""
+            frags = ",".join(f[:6] for f in msg.metadata.run.fragment_ids) or "full"
+            self.trace.append(f"{received % 1000:.2f} {kind[:10]} {status} [{frags}]")
         if kind == "new_session":
             self.page_hash = msg.new_session.page_script_hash
             fragments = set(msg.metadata.run.fragment_ids)
