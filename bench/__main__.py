@@ -113,6 +113,7 @@ def _ram_gib() -> float:
 
 def machine_lines() -> list[str]:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("GOMP_SPINCOUNT", "100000")  # a short spin first (ui/__init__.py says why)
     import streamlit
     import torch
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "100000")  # a short spin first (ui/__init__.py says why)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import sys  # noqa: E402

@@ -188,7 +188,7 @@ def writer_main(url: str, voters: range, per_voter: int, seed: int, threads: int
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "100000"}
 
 
 def kill_and_restart(url: str, voters: int = 6, per_voter: int = 50, kill_after: int = 100) -> dict:

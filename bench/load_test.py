@@ -125,7 +125,13 @@ def server_pid(url: str) -> int | None:
 
 
 def server_env() -> dict[str, str]:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "GOMP_SPINCOUNT": "100000",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
     env.pop("LLMLAB_EAGER_TABS", None)  # the lazy tabs users get (the test suite sets it for AppTest)
     return env
 

@@ -50,7 +50,13 @@ def free_port() -> int:
 def streamlit_server(theme: str = "light", timeout_s: float = 60) -> Iterator[str]:
     """A fresh `streamlit run app.py` on 127.0.0.1; yields its base URL; stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "GOMP_SPINCOUNT": "100000",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
     env.pop("LLMLAB_EAGER_TABS", None)  # the lazy tabs users get
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",

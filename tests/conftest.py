@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "100000")  # a short spin first (ui/__init__.py says why)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # AppTest tests reach every tab of a page in one run (the browser tests' server runs the lazy tabs users get;
 # tests/test_tabs.py checks those in AppTest too).
