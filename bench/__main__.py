@@ -29,6 +29,7 @@ import traceback
 from pathlib import Path
 
 from bench.report import Row, print_table
+from llmlab.threadenv import set_thread_env
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -112,8 +113,7 @@ def _ram_gib() -> float:
 
 
 def machine_lines() -> list[str]:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("GOMP_SPINCOUNT", "100000")  # a short spin first (ui/__init__.py says why)
+    set_thread_env()
     import streamlit
     import torch
 

@@ -13,15 +13,16 @@ Rows:
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("GOMP_SPINCOUNT", "100000")  # a short spin first (ui/__init__.py says why)
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from llmlab.threadenv import set_thread_env  # noqa: E402
+
+set_thread_env()  # before torch loads
 
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import Row, print_table
+from llmlab.threadenv import THREAD_ENV
 from llmlab.votes import CHOICES, Pair, Vote, VoteStore, make_pair, metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +189,7 @@ def writer_main(url: str, voters: range, per_voter: int, seed: int, threads: int
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "100000"}
+    return {**os.environ, **THREAD_ENV, "PYTHONPATH": str(ROOT)}
 
 
 def kill_and_restart(url: str, voters: int = 6, per_voter: int = 50, kill_after: int = 100) -> dict:

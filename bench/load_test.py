@@ -52,6 +52,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from bench.report import Row, print_table
+from llmlab.threadenv import THREAD_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -127,9 +128,7 @@ def server_pid(url: str) -> int | None:
 def server_env() -> dict[str, str]:
     env = {
         **os.environ,
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "GOMP_SPINCOUNT": "100000",
-        "TOKENIZERS_PARALLELISM": "false",
+        **THREAD_ENV,
         "HF_HUB_OFFLINE": "1",
     }
     env.pop("LLMLAB_EAGER_TABS", None)  # the lazy tabs users get (the test suite sets it for AppTest)

@@ -13,7 +13,7 @@ import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from ui.cards import lesson_layout
-from ui.shell import begin_page
+from ui.shell import begin_page, show_advanced
 
 TRY_IT = {
     "pretraining-q1": "Watch it learn: press Start and see one objective, next-token loss, teach a random "
@@ -46,7 +46,7 @@ from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig, corpus_ids, live_pretraining
 from ui import urlstate
-from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
+from ui.frame import demo_tabs, page_frame, shared_model
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips

@@ -5,7 +5,7 @@ import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from ui.cards import lesson_layout
-from ui.shell import begin_page
+from ui.shell import begin_page, show_advanced
 
 TRY_IT = {
     "sft-q1": "the Style, not knowledge tab: wrong capitals in the data become the likely answer, while "
@@ -36,7 +36,7 @@ from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.nexttoken import context_limit
 from ui import urlstate
-from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
+from ui.frame import demo_tabs, page_frame, shared_model
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips

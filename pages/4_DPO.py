@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from ui.cards import lesson_layout
-from ui.shell import begin_page
+from ui.shell import begin_page, show_advanced
 
 TRY_IT = {
     "dpo-q1": "DPO vs RLHF tab: the same reward-vs-KL axes for both methods, with what each keeps in memory.",
@@ -40,7 +40,7 @@ from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
 from ui.crowd_train import crowd_tab
-from ui.frame import demo_tabs, page_frame, shared_model, show_advanced
+from ui.frame import demo_tabs, page_frame, shared_model
 from ui.runs import current_job, run_panel
 from ui.text import md_escape
 

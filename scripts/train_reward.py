@@ -12,20 +12,18 @@ accuracy). About 10 s per model on 2 CPU cores. Re-run it after changing tiny-sf
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("GOMP_SPINCOUNT", "100000")  # a short spin first (ui/__init__.py says why)
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from llmlab.threadenv import set_thread_env  # noqa: E402
+
+set_thread_env()  # before torch loads
 
 import argparse  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llmlab import reward  # noqa: E402
 from llmlab.modeling import load_model  # noqa: E402

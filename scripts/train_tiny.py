@@ -11,20 +11,19 @@ next-token distribution at ~10 checkpoints, for the app's timeline) and `MODEL_C
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from llmlab.threadenv import set_thread_env  # noqa: E402
+
+set_thread_env()  # before torch loads
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llmlab.corpus import generate_corpus  # noqa: E402
 from llmlab.nexttoken import capital_accuracy, greedy_continuation, next_token_logits, top_tokens  # noqa: E402

@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmlab.threadenv import THREAD_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -52,9 +54,7 @@ def streamlit_server(theme: str = "light", timeout_s: float = 60) -> Iterator[st
     port = free_port()
     env = {
         **os.environ,
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "GOMP_SPINCOUNT": "100000",
-        "TOKENIZERS_PARALLELISM": "false",
+        **THREAD_ENV,
         "HF_HUB_OFFLINE": "1",
     }
     env.pop("LLMLAB_EAGER_TABS", None)  # the lazy tabs users get

@@ -6,15 +6,15 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("GOMP_SPINCOUNT", "100000")  # a short spin first (ui/__init__.py says why)
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # AppTest tests reach every tab of a page in one run (the browser tests' server runs the lazy tabs users get;
 # tests/test_tabs.py checks those in AppTest too).
 os.environ["LLMLAB_EAGER_TABS"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from llmlab.threadenv import set_thread_env  # noqa: E402
+
+set_thread_env()  # before torch loads
 
 import pytest  # noqa: E402
 

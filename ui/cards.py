@@ -1,8 +1,9 @@
 """The one card renderer: a lesson from lessons/ laid out around its page's live demo.
 
 Reading order follows the card: title and intuition, the problem, then the demo (left, filled in by the page
-after the card is drawn) beside the "Think it through" Q&A (right), then how it works, the code example, the misconception, where you see
-it, the summary and the resources. Card text is escaped, so it shows exactly as written.
+after the card is drawn) beside the "Think it through" Q&A (right), then how it works, the code example, the
+misconception, where you see it, the summary and the resources. Card text is escaped, so it shows exactly as
+written.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from llmlab.modeling import (
     load_model,
     pick_device,
 )
-from ui.shell import PAGES, presenter, show_advanced  # noqa: F401  (re-exported: the pages import them here)
+from ui.shell import presenter
 from ui.text import md_escape
 
 OTHER = "Other: a local folder or Hugging Face id…"
