@@ -766,7 +766,7 @@ def _same_run(a: scaling.TrainingRun, b: scaling.TrainingRun) -> bool:
 
 def demo() -> None:
     demo_tabs(
-        "tab_pretraining",
+        "pretraining",
         [
             ("Next-token explorer", lambda: explorer(loaded)),
             ("Watch it learn", lambda: watch_it_learn(loaded.device)),

@@ -496,7 +496,7 @@ def draw_wrong_facts(job: Job) -> None:
 
 def demo() -> None:
     demo_tabs(
-        "tab_sft",
+        "sft",
         [
             ("Loss mask", lambda: loss_mask_demo(loaded)),
             ("Live SFT", lambda: live_demo(loaded)),

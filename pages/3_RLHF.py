@@ -651,7 +651,7 @@ def demo() -> None:
     _repair_state()
     stages = st.empty()  # drawn last, so it shows the runs the buttons below just started or reset
     demo_tabs(
-        "tab_rlhf",
+        "rlhf",
         [
             ("1 · Reward model", reward_tab),
             ("2 · KL sweep (exact, instant)", sweep_tab),

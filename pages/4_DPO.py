@@ -752,7 +752,7 @@ def demo() -> None:
         "whatever the sidebar model, so a run takes seconds; the preference pairs are the RLHF page's."
     )
     demo_tabs(
-        "tab_dpo",
+        "dpo",
         [
             ("The loss", loss_tab),
             ("Live DPO", live_tab),

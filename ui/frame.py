@@ -26,7 +26,7 @@ from llmlab.modeling import (
     load_model,
     pick_device,
 )
-from ui.shell import presenter
+from ui.shell import TAB_KEY_PREFIX, presenter
 from ui.text import md_escape
 
 OTHER = "Other: a local folder or Hugging Face id…"
@@ -57,25 +57,22 @@ def page_frame(model_slot: DeltaGenerator) -> LoadedModel:
 EAGER_TABS_ENV = "LLMLAB_EAGER_TABS"  # "1": every tab's content runs on every rerun (the AppTest suite's mode)
 
 
-def demo_tabs(key: str, tabs: Sequence[tuple[str, Callable[[], None]]]) -> str | None:
+def demo_tabs(page: str, tabs: Sequence[tuple[str, Callable[[], None]]]) -> None:
     """The page's demo tabs, of which only the open one runs: a page view, and every rerun of it, computes and
     sends one tab's charts instead of all of them (what lets one server carry a room of attendees). Switching
-    tabs reruns the page. The open tab is in the URL (`?<key>=<label>`), so a shared link opens the same tab.
-    Returns the open tab's label (None when every tab ran).
+    tabs reruns the page. The open tab is in the URL (`?tab_<page>=<label>`), so a shared link opens the same tab
+    (and "Reset this page" leaves it open: ui.shell.TAB_KEY_PREFIX).
 
     With LLMLAB_EAGER_TABS=1 every tab runs, as `st.tabs` does by default, so AppTest can reach them all."""
     labels = [label for label, _ in tabs]
     if os.environ.get(EAGER_TABS_ENV) == "1":
         containers = st.tabs(labels)
     else:
-        containers = st.tabs(labels, key=key, on_change="rerun", bind="query-params")
-    opened = None
-    for container, (label, draw) in zip(containers, tabs, strict=True):
+        containers = st.tabs(labels, key=f"{TAB_KEY_PREFIX}{page}", on_change="rerun", bind="query-params")
+    for container, (_, draw) in zip(containers, tabs, strict=True):
         with container:
             if container.open is not False:  # True: the open tab; None: tabs without state (eager)
                 draw()
-                opened = label if container.open else opened
-    return opened
 
 
 def chart(fig, key: str) -> None:
