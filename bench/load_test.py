@@ -527,8 +527,9 @@ class Session:
 @dataclass
 class LoadResult:
     sessions: int
-    latencies_s: list[float] = field(default_factory=list)  # slider interactions
-    by_slider: dict[str, list[float]] = field(default_factory=dict)  # the same, by slider key
+    # Slider interactions: (sent at, in s after the sessions began to join; slider label; latency in s).
+    moves: list[tuple[float, str, float]] = field(default_factory=list)
+    started_at: float = 0.0  # perf_counter() when the sessions began to join
     page_opens_s: list[float] = field(default_factory=list)  # full runs: a page opened or switched to
     errors: list[str] = field(default_factory=list)
     rss_start: int = 0  # server RSS after the warm-up, bytes (0: unknown)
@@ -538,6 +539,22 @@ class LoadResult:
     training_step: int = 0  # the highest step the live panel showed
     second_slider: str = ""  # the slider used for the DPO half
     duration_s: float = 0.0
+
+    @property
+    def latencies_s(self) -> list[float]:
+        return [latency for _, _, latency in self.moves]
+
+    @property
+    def by_slider(self) -> dict[str, list[float]]:
+        by_slider: dict[str, list[float]] = {}
+        for _, label, latency in self.moves:
+            by_slider.setdefault(label, []).append(latency)
+        return by_slider
+
+    def slowest(self, n: int = 5) -> str:
+        """The n slowest moves, with when they were sent (a burst shows up as moves sent at the same time)."""
+        moves = sorted(self.moves, key=lambda m: -m[2])[:n]
+        return ", ".join(f"{label} {latency:.2f} s (sent at {sent:.1f} s)" for sent, label, latency in moves)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -562,9 +579,9 @@ async def _move(session: Session, key: str, rng: random.Random, result: LoadResu
     """One slider move: its latency (in `by_slider` under `label` or the key), or an error (the session goes
     on unless its connection is gone)."""
     try:
+        sent = time.perf_counter() - result.started_at
         latency = await session.set_slider(key, session.new_slider_value(key, rng))
-        result.latencies_s.append(latency)
-        result.by_slider.setdefault(label or key, []).append(latency)
+        result.moves.append((sent, label or key, latency))
     except LoadTestError as err:
         if not session.connected:
             raise
@@ -672,7 +689,7 @@ async def load_test(
     if pid is not None:
         result.rss_start = result.rss_peak = process_rss(pid)
         sampler = asyncio.create_task(_sample_rss(pid, result))
-    start = time.perf_counter()
+    start = result.started_at = time.perf_counter()
     others_done = asyncio.Event()
 
     async def attendee_later(index: int) -> None:
@@ -808,6 +825,8 @@ def main() -> None:
         )
         for error in result.errors[:10]:
             print(f"  N={n}: {error}", file=sys.stderr)
+        if result.moves:
+            print(f"  N={n}: slowest slider moves: {result.slowest()}", file=sys.stderr)
         results.append(result)
     print_table(rows_for(results), "Load test (websocket sessions on 127.0.0.1)")
 

@@ -10,6 +10,7 @@ cached logits afterwards (`sampling_distribution`), so moving a slider never re-
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -71,9 +72,24 @@ def _byte_level_decoder() -> dict[str, int]:
 _BYTE_DECODER = _byte_level_decoder()
 
 
+# token id -> readable_piece, per tokenizer: the explorer shows up to 60 tokens on every slider move, and
+# each decode costs ~0.1 ms. Entries only ever hold the same string, so concurrent sessions may share it.
+_PIECES: weakref.WeakKeyDictionary[PreTrainedTokenizerBase, dict[int, str]] = weakref.WeakKeyDictionary()
+
+
 def readable_piece(tokenizer: PreTrainedTokenizerBase, token_id: int) -> str:
     """One token as readable text. A token holding part of a multi-byte character (half an emoji)
     decodes to "\ufffd"; show its bytes instead, e.g. "\\xf0\\x9f"."""
+    pieces = _PIECES.get(tokenizer)
+    if pieces is None:
+        pieces = _PIECES.setdefault(tokenizer, {})
+    piece = pieces.get(token_id)
+    if piece is None:
+        piece = pieces[token_id] = _decode_piece(tokenizer, token_id)
+    return piece
+
+
+def _decode_piece(tokenizer: PreTrainedTokenizerBase, token_id: int) -> str:
     text = tokenizer.decode([token_id])
     if "\ufffd" not in text:
         return text
@@ -124,8 +140,8 @@ def top_tokens(probs: torch.Tensor, tokenizer: PreTrainedTokenizerBase, k: int =
     """The k most likely tokens, most likely first."""
     values, ids = torch.topk(probs, min(k, probs.shape[-1]))
     return [
-        TokenProb(token_id=int(i), text=readable_piece(tokenizer, int(i)), prob=float(v))
-        for v, i in zip(values, ids, strict=True)
+        TokenProb(token_id=i, text=readable_piece(tokenizer, i), prob=v)
+        for v, i in zip(values.tolist(), ids.tolist(), strict=True)
     ]
 
 

@@ -31,7 +31,6 @@ model_slot = begin_page("Pre-training", "📚")
 demo_area = lesson_layout("pretraining", TRY_IT)
 
 # The card is on screen now. The demo's imports (torch, transformers, trl: seconds on a fresh server) follow.
-import inspect
 import json
 import math
 import threading
@@ -46,7 +45,7 @@ from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig, corpus_ids, live_pretraining
 from ui import urlstate
-from ui.frame import demo_tabs, page_frame, shared_model
+from ui.frame import demo_tabs, page_frame, shared_model, show_code
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips
@@ -96,13 +95,6 @@ def keep_defaults(params: tuple[urlstate.Param, ...]) -> None:
     """A widget its tab did not draw (e.g. tokens D in budget mode) loses its state; give it back its default."""
     for param in params:
         st.session_state.setdefault(param.key, param.default)
-
-
-def show_code(*functions) -> None:
-    """The functions this demo runs, as they are in llmlab/ (the code shown is the code that runs)."""
-    with st.expander("Show the code"):
-        for function in functions:
-            st.code(inspect.getsource(function), language="python")
 
 
 def help_of(config_class, name: str) -> str:

@@ -19,7 +19,6 @@ demo_area = lesson_layout("sft", TRY_IT)
 
 # The card is on screen now. The demo's imports (torch, transformers, trl: seconds on a fresh server) follow.
 import dataclasses
-import inspect
 import math
 
 import pandas as pd
@@ -36,7 +35,7 @@ from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.nexttoken import context_limit
 from ui import urlstate
-from ui.frame import demo_tabs, page_frame, shared_model
+from ui.frame import demo_tabs, page_frame, shared_model, show_code
 from ui.runs import run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips
@@ -93,13 +92,6 @@ def setting(param: urlstate.Param):
 def help_of(config: type, name: str) -> str:
     """A config field's help text: the slider says exactly what the code's field says."""
     return next(f.metadata.get("help", "") for f in dataclasses.fields(config) if f.name == name)
-
-
-def show_code(*functions) -> None:
-    """The functions this demo runs, as they are in llmlab/ (the code shown is the code that runs)."""
-    with st.expander("Show the code"):
-        for function in functions:
-            st.code(inspect.getsource(function), language="python")
 
 
 def lr_slider(label: str, key: str, help: str) -> float:

@@ -1,11 +1,12 @@
 """The loader and the bundled tiny-base: offline, read-only, and it knows its capitals."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
-from llmlab import nexttoken
+from llmlab import modeling, nexttoken
 from llmlab.modeling import MODELS_DIR, ModelLoadError, bundled_models, load_model, trainable_copy
 
 
@@ -64,3 +65,30 @@ def test_shared_model_is_frozen_and_trainable_copy_is_independent(tiny_base):
     with torch.no_grad():
         next(copy.parameters()).add_(1.0)
     assert not torch.equal(next(copy.parameters()), next(tiny_base.model.parameters()))
+
+
+def test_smollm2_without_its_package_is_not_offered_and_says_how_to_install(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(modeling, "smollm2_installed", lambda: False)
+    monkeypatch.setattr(modeling, "CACHE_DIR", tmp_path)  # no converted copy from an earlier install either
+    assert modeling.SMOLLM2 not in modeling.available_models()
+    with pytest.raises(ModelLoadError) as err:
+        load_model(modeling.SMOLLM2, "cpu")
+    assert modeling.SMOLLM2_INSTALL in str(err.value)
+
+
+@pytest.mark.skipif(
+    not (modeling.smollm2_installed() and importlib.util.find_spec("gguf")),
+    reason=f"the optional SmolLM2 package is not installed ({modeling.SMOLLM2_INSTALL})",
+)
+def test_smollm2_is_offered_converted_once_and_knows_paris():
+    """The real pretrained model (DESIGN.md): converted from the package's GGUF into a plain folder once
+    (~25 s the first time), then loaded like any local folder."""
+    assert modeling.SMOLLM2 in modeling.available_models()
+    loaded = load_model(modeling.SMOLLM2, "cpu")
+    folder = modeling.smollm2_folder()
+    assert (folder / "config.json").is_file() and not folder.with_name(folder.name + ".partial").exists()
+    assert not any(p.requires_grad for p in loaded.model.parameters())
+    ids = loaded.tokenizer("The capital of France is")["input_ids"]
+    probs = torch.softmax(nexttoken.next_token_logits(loaded.model, ids).float(), -1)
+    top = nexttoken.top_tokens(probs, loaded.tokenizer, 1)[0]
+    assert top.text == " Paris"

@@ -8,6 +8,8 @@ Streamlit's `pages/` mode runs a deep-linked page without app.py, so each page c
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import Callable, Sequence
 
@@ -73,6 +75,18 @@ def demo_tabs(page: str, tabs: Sequence[tuple[str, Callable[[], None]]]) -> None
         with container:
             if container.open is not False:  # True: the open tab; None: tabs without state (eager)
                 draw()
+
+
+@functools.cache
+def _source(function: Callable) -> str:
+    return inspect.getsource(function)  # reads and parses the module file: ~5 ms, so once per process
+
+
+def show_code(*functions: Callable) -> None:
+    """The functions this demo runs, as they are in llmlab/ (the code shown is the code that runs)."""
+    with st.expander("Show the code"):
+        for function in functions:
+            st.code(_source(function), language="python")
 
 
 def chart(fig, key: str) -> None:
