@@ -226,9 +226,11 @@ class Session:
         self.page_hash = ""
         self.query_string = ""
         self.training_step = 0  # the highest "Step N" a live training panel showed this session
+        self.first_step_at = 0.0  # when (perf_counter) the live panel first showed a step
         self.auto_rerun_started = 0  # how many run_every fragments the server asked this session to poll
         self.headings_at: dict[str, float] = {}  # heading text -> when it first arrived (perf_counter)
-        self.trace: collections.deque[str] = collections.deque(maxlen=24)  # the last runs seen, for error reports
+        # The runs seen (received at, what), for error reports: enough for a minute of 0.5 s redraws.
+        self.trace: collections.deque[tuple[float, str]] = collections.deque(maxlen=400)
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
         self._closing = False
@@ -369,9 +371,13 @@ class Session:
         except TimeoutError:
             raise LoadTestError(
                 f"{self.name}: {what}: no script_finished within {self.run_timeout_s:.0f} s "
-                f"(sent {start % 1000:.2f} for fragment {fragment_id[:6] or 'full'}; runs seen: {' | '.join(self.trace)})"
+                f"(sent at {start % 1000:.2f} for fragment {fragment_id[:6] or 'full'}; the runs that began and "
+                f"ended in the next 5 s: {self._runs_seen(start, start + 5)})"
             ) from None
         return finished_at - start
+
+    def _runs_seen(self, start: float, end: float) -> str:
+        return " | ".join(f"{at % 1000:.2f} {what}" for at, what in self.trace if start - 1 <= at <= end)
 
     async def _read(self) -> None:
         try:
@@ -410,9 +416,9 @@ class Session:
             self._cache[msg.hash] = msg
 
         if kind in ("new_session", "script_finished"):
-            status = msg.script_finished if kind == "script_finished" else ""
+            status = ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished) if kind == "script_finished" else ""
             frags = ",".join(f[:6] for f in msg.metadata.run.fragment_ids) or "full"
-            self.trace.append(f"{received % 1000:.2f} {kind[:10]} {status} [{frags}]")
+            self.trace.append((received, f"{kind} {status} [{frags}]"))
         if kind == "new_session":
             self.page_hash = msg.new_session.page_script_hash
             fragments = set(msg.metadata.run.fragment_ids)
@@ -423,6 +429,10 @@ class Session:
             self._on_run_started(fragments)
         elif kind == "delta":
             self._on_delta(msg.delta, received)
+        elif kind == "navigation":
+            # The page this run resolved to. A deep link's first new_session names a placeholder hash; the
+            # browser takes the page's own hash from here, and a rerun with the placeholder would run app.py.
+            self.page_hash = msg.navigation.page_script_hash
         elif kind == "page_info_changed":
             self.query_string = msg.page_info_changed.query_string
         elif kind == "auto_rerun":
@@ -453,6 +463,7 @@ class Session:
             found = TRAINING_STEP.search(proto.body)
             if found:
                 self.training_step = max(self.training_step, int(found.group(1).replace(",", "")))
+                self.first_step_at = self.first_step_at or received
         widget_id = getattr(proto, "id", "")
         if isinstance(widget_id, str) and widget_id.startswith("$$ID-"):
             key = user_key(widget_id)
@@ -489,8 +500,9 @@ class Session:
             self._fail("the script failed to compile")
             return
         full_run = status == ForwardMsg.FINISHED_SUCCESSFULLY
-        if full_run:  # the browser forgets the values of widgets that are gone (removeInactive)
+        if full_run:  # the browser forgets the widgets that are gone, and their values (removeInactive)
             self._values = {k: v for k, v in self._values.items() if k in self._seen_ids}
+            self.widgets = {k: w for k, w in self.widgets.items() if w.id in self._seen_ids}
         waiting = []
         for waiter in self._waiters:
             if full_run or (waiter.fragment_id is not None and waiter.fragment_id in fragments):
@@ -530,13 +542,14 @@ class LoadResult:
     # Slider interactions: (sent at, in s after the sessions began to join; slider label; latency in s).
     moves: list[tuple[float, str, float]] = field(default_factory=list)
     started_at: float = 0.0  # perf_counter() when the sessions began to join
-    page_opens_s: list[float] = field(default_factory=list)  # full runs: a page opened or switched to
+    opens: list[tuple[float, str, float]] = field(default_factory=list)  # pages opened or switched to: the same
     errors: list[str] = field(default_factory=list)
     rss_start: int = 0  # server RSS after the warm-up, bytes (0: unknown)
     rss_peak: int = 0
     training_started: int = 0  # live training runs started by the presenter session
     training_polls: int = 0  # run_every panels the server asked for (a running job's live view)
     training_step: int = 0  # the highest step the live panel showed
+    first_step_at: float = 0.0  # when the live panel first showed a step, s after the sessions began to join
     second_slider: str = ""  # the slider used for the DPO half
     duration_s: float = 0.0
 
@@ -545,16 +558,22 @@ class LoadResult:
         return [latency for _, _, latency in self.moves]
 
     @property
+    def page_opens_s(self) -> list[float]:
+        return [latency for _, _, latency in self.opens]
+
+    @property
     def by_slider(self) -> dict[str, list[float]]:
         by_slider: dict[str, list[float]] = {}
         for _, label, latency in self.moves:
             by_slider.setdefault(label, []).append(latency)
         return by_slider
 
-    def slowest(self, n: int = 5) -> str:
-        """The n slowest moves, with when they were sent (a burst shows up as moves sent at the same time)."""
-        moves = sorted(self.moves, key=lambda m: -m[2])[:n]
-        return ", ".join(f"{label} {latency:.2f} s (sent at {sent:.1f} s)" for sent, label, latency in moves)
+    @staticmethod
+    def slowest(events: list[tuple[float, str, float]], n: int = 5) -> str:
+        """The n slowest of `moves` or `opens`, with when they were sent (a stall shows up as slow events sent
+        at about the same time)."""
+        slow = sorted(events, key=lambda m: -m[2])[:n]
+        return ", ".join(f"{label} {latency:.2f} s (sent at {sent:.1f} s)" for sent, label, latency in slow)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -573,6 +592,12 @@ def pick_second_slider(session: Session) -> str | None:
 
 async def _think(rng: random.Random, think_s: tuple[float, float]) -> None:
     await asyncio.sleep(rng.uniform(*think_s))
+
+
+async def _open(session: Session, page: str, query: str, result: LoadResult) -> None:
+    sent = time.perf_counter() - result.started_at
+    latency = await session.goto(page, query)
+    result.opens.append((sent, f"{page}?{query}" if query else page, latency))
 
 
 async def _move(session: Session, key: str, rng: random.Random, result: LoadResult, label: str = "") -> None:
@@ -595,14 +620,14 @@ async def _attendee(
     session = Session(url, f"session {index}", run_timeout_s)
     try:
         await session.connect()
-        result.page_opens_s.append(await session.goto(PRETRAINING))
+        await _open(session, PRETRAINING, "", result)
         for _ in range(per_page):
             await _think(rng, think_s)
             await _move(session, TEMPERATURE, rng, result)
-        result.page_opens_s.append(await session.goto(DPO, DPO_TAB_QUERY))
+        await _open(session, DPO, DPO_TAB_QUERY, result)
         key = pick_second_slider(session)
         if key is None:  # no slider on the DPO page yet: back to pre-training and its top-p slider
-            result.page_opens_s.append(await session.goto(PRETRAINING))
+            await _open(session, PRETRAINING, "", result)
             key = FALLBACK_SLIDER
         result.second_slider = f"{DPO if key != FALLBACK_SLIDER else PRETRAINING}:{key}"
         for _ in range(per_page):
@@ -629,7 +654,7 @@ async def _presenter(
     session = Session(url, "session 0 (training)", run_timeout_s)
     try:
         await session.connect()
-        result.page_opens_s.append(await session.goto(PRETRAINING, LIVE_TAB_QUERY))
+        await _open(session, PRETRAINING, LIVE_TAB_QUERY, result)
         moves = 0
         while moves < 2 * per_page or (not others_done.is_set() and time.perf_counter() < deadline):
             if not session.auto_rerunning and not session.widget(TRAIN_START, "button").proto.disabled:
@@ -646,6 +671,8 @@ async def _presenter(
     finally:
         result.training_polls = session.auto_rerun_started
         result.training_step = session.training_step
+        if session.first_step_at:
+            result.first_step_at = session.first_step_at - result.started_at
         await session.close()
         result.errors.extend(e for e in session.errors if e not in result.errors)
 
@@ -826,7 +853,9 @@ def main() -> None:
         for error in result.errors[:10]:
             print(f"  N={n}: {error}", file=sys.stderr)
         if result.moves:
-            print(f"  N={n}: slowest slider moves: {result.slowest()}", file=sys.stderr)
+            print(f"  N={n}: slowest slider moves: {result.slowest(result.moves)}; slowest page opens: "
+                  f"{result.slowest(result.opens, 3)}; the training run showed its first step at "
+                  f"{result.first_step_at:.1f} s", file=sys.stderr)  # fmt: skip
         results.append(result)
     print_table(rows_for(results), "Load test (websocket sessions on 127.0.0.1)")
 

@@ -46,7 +46,7 @@ from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig, corpus_ids, live_pretraining
 from ui import urlstate
 from ui.frame import demo_tabs, page_frame, shared_model, show_code
-from ui.runs import run_panel
+from ui.runs import fragment_unless_running, run_panel
 from ui.text import md_escape
 from ui.tokens import token_chips
 
@@ -266,7 +266,7 @@ def _warm_corpus(model_name: str, device: str) -> threading.Thread:
     return thread
 
 
-@st.fragment
+@fragment_unless_running
 def watch_it_learn(device: str) -> None:
     # Always tiny-base's tokenizer: the fresh model has tiny-base's shape, whatever model the sidebar picks.
     tokenizer = shared_model(DEFAULT_MODEL, device).tokenizer
@@ -497,7 +497,7 @@ def precomputed_noise() -> dict | None:
     return dataquality.load_precomputed()
 
 
-@st.fragment
+@fragment_unless_running
 def data_quality(device: str) -> None:
     keep_defaults(NOISE_SETTINGS)
     kind = st.selectbox(

@@ -41,7 +41,7 @@ from llmlab.modeling import DEFAULT_MODEL, bundled_models
 from ui import urlstate
 from ui.crowd_train import crowd_tab
 from ui.frame import demo_tabs, page_frame, shared_model
-from ui.runs import current_job, run_panel
+from ui.runs import current_job, fragment_unless_running, run_panel
 from ui.text import md_escape
 
 START_MODEL = "tiny-sft" if "tiny-sft" in bundled_models() else DEFAULT_MODEL
@@ -237,7 +237,7 @@ def implicit_reward_example() -> None:
 # -- 2. live DPO -----------------------------------------------------------------------------------------
 
 
-@st.fragment
+@fragment_unless_running
 def live_tab() -> None:
     settings = settings_widgets()
     train, heldout = pairs("train"), pairs("test")
@@ -350,7 +350,7 @@ def _remember_live(job: Job) -> None:
 # -- 3. β sweep ------------------------------------------------------------------------------------------
 
 
-@st.fragment
+@fragment_unless_running
 def sweep_tab() -> None:
     c1, c2, c3 = st.columns([2, 1, 1])
     betas = c1.multiselect("β values", dpo.BETA_CHOICES, key="dpo_sweep_betas", format_func=_fmt_lr)
@@ -449,7 +449,7 @@ def kept_sweep_table() -> None:
 # -- 4. DPO vs RLHF ----------------------------------------------------------------------------------------
 
 
-@st.fragment
+@fragment_unless_running
 def frontier_tab() -> None:
     st.markdown(
         "DPO and KL-penalised RLHF optimise the same objective, max E[reward] − β·KL(π ‖ π_ref). Here both start "
@@ -579,7 +579,7 @@ def _kind(pair: dict) -> str:
     return question.kind if question is not None else "other"
 
 
-@st.fragment
+@fragment_unless_running
 def offline_tab() -> None:
     covered = st.multiselect(
         "Kinds of question the preference pairs cover",
@@ -674,7 +674,7 @@ def _live_settings() -> dpo.DPOSettings:
 # -- 6. single annotator ---------------------------------------------------------------------------------
 
 
-@st.fragment
+@fragment_unless_running
 def annotator_tab() -> None:
     biased = pairs("train", biased=True)
     agreement = preferences.label_agreement(biased)

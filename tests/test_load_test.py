@@ -6,10 +6,22 @@ switches to the DPO page and moves a slider there. No timing is asserted (speed 
 """
 
 import asyncio
+import urllib.parse
 
 import pytest
 
-from bench.load_test import PRESENTER_LABEL, TEMPERATURE, LoadTestError, Session, load_test, server_pid
+from bench.load_test import (
+    LIVE_TAB_QUERY,
+    PRESENTER_LABEL,
+    PRESENTER_SLIDER,
+    TEMPERATURE,
+    TRAIN_START,
+    TRAIN_STOP,
+    LoadTestError,
+    Session,
+    load_test,
+    server_pid,
+)
 from tests.browser_server import streamlit_server
 
 PER_PAGE = 2
@@ -70,6 +82,64 @@ def test_client_learns_widgets_and_refuses_unknown_ones(server):
         assert session.errors == []
 
     asyncio.run(scenario())
+
+
+def test_a_live_view_is_never_a_fragment_inside_a_fragment(server):
+    """The "Watch it learn" tab is a fragment while nothing runs; Start makes it part of the page run, so the live
+    view that polls is a top-level run_every fragment; a slider move meanwhile finishes and the polling goes on;
+    Stop makes the tab a fragment again (ui.runs.fragment_unless_running)."""
+
+    async def scenario():
+        session = Session(server, "runner", run_timeout_s=180)
+        await session.connect()
+        try:
+            await session.goto("Pretraining", LIVE_TAB_QUERY)
+            assert session.widget(PRESENTER_SLIDER, "slider").fragment_id  # a slider move reruns only the tab
+            assert not session.auto_rerunning
+            await session.click(TRAIN_START)
+            assert session.widget(PRESENTER_SLIDER, "slider").fragment_id == ""  # drawn by the page run
+            assert session.auto_rerunning  # the live view polls
+            assert session.widget(TRAIN_STOP, "button").fragment_id == ""
+            await session.set_slider(PRESENTER_SLIDER, 0)  # a full run now, and it finishes
+            assert session.auto_rerunning
+            await session.click(TRAIN_STOP)
+            assert session.widget(PRESENTER_SLIDER, "slider").fragment_id  # a fragment again
+            assert not session.auto_rerunning
+        finally:
+            await session.close()
+        assert session.errors == []
+
+    asyncio.run(scenario())
+
+
+def test_a_vote_reruns_only_the_ballot_and_the_counter_polls_beside_it(tmp_path, monkeypatch):
+    """The "Vote as a room" tab: the ballot is a fragment (a vote reruns only it), and the live counter is a
+    run_every fragment of its own, not nested in the ballot or the tab (ui.crowd)."""
+    monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path))  # this server's votes go to a temp folder
+
+    def vote_buttons(session: Session) -> list:
+        return [w for key, w in session.widgets.items() if w.kind == "button" and key.startswith("rl_crowd_a_")]
+
+    async def scenario(url: str):
+        session = Session(url, "voter", run_timeout_s=180)
+        await session.connect()
+        try:
+            await session.goto("RLHF", urllib.parse.urlencode({"tab_rlhf": "Vote as a room"}))
+            [button] = vote_buttons(session)
+            assert button.fragment_id  # the ballot is a fragment...
+            assert session.widget("rl_crowd_source", "radio").fragment_id == ""  # ...the tab is not
+            assert session.auto_rerunning and button.fragment_id not in session._auto  # the counter polls apart
+            await session.click(button.key)
+            [next_button] = vote_buttons(session)
+            assert next_button.key != button.key  # the vote was taken: the next pair is shown
+            assert next_button.fragment_id == button.fragment_id and session.auto_rerunning
+        finally:
+            await session.close()
+        assert session.errors == []
+
+    with streamlit_server() as url:
+        asyncio.run(scenario(url))
+    assert (tmp_path / "votes.sqlite3").is_file()
 
 
 def test_client_only_talks_to_loopback():

@@ -120,6 +120,14 @@ def _current_ballot(pairs: Sequence[Pair], store: VoteStore, key: str, voter_id:
     return ballot
 
 
+@st.fragment
+def _ballot(pairs: Sequence[Pair], store: VoteStore, key: str, voter_id: str) -> None:
+    """The vote's message and the pair to judge. A fragment: a vote (a room votes many times a minute) reruns
+    only this, and the counter below, a `run_every` fragment, is not nested in it (ui/runs.py says why)."""
+    _show_flash(key)
+    _ballot_view(pairs, store, key, voter_id)
+
+
 def _ballot_view(pairs: Sequence[Pair], store: VoteStore, key: str, voter_id: str) -> None:
     if not pairs:
         st.info("There are no answer pairs to judge yet.")
@@ -233,8 +241,7 @@ def crowd_panel(pairs: Sequence[Pair], store: VoteStore, key: str = "rl_crowd") 
     """Vote on `pairs` (the pool: shipped pairs or answers sampled from the SFT model), a live counter with
     the agreement between voters, and the presenter controls. `key` prefixes every widget key."""
     voter_id = st.session_state.setdefault(f"{key}_voter", new_voter_id())
-    _show_flash(key)
-    _ballot_view(pairs, store, key, voter_id)
+    _ballot(pairs, store, key, voter_id)
     _live_counter(store, key)
     presenter = _presenter_controls(store, key)
     st.caption(f"You vote anonymously as {voter_id}; the id lives only in this browser tab.")

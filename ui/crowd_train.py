@@ -53,10 +53,10 @@ def sampled_pool(model_name: str, device: str) -> tuple[votes.Pair, ...]:
         return tuple(votes.sampled_pairs(shared_model(model_name, device), prompts))
 
 
-@st.fragment
 def crowd_tab(key: str, start: LoadedModel) -> None:
     """The whole tab: pick the pair pool, vote, see the counter; the presenter also trains on the votes.
-    A fragment: a vote reruns this tab only, not the whole page (a room votes many times a minute)."""
+    Not a fragment itself: a vote reruns only the ballot (`ui.crowd`), and the live counter and the runs' live
+    views are `run_every` fragments that must not be nested in another fragment (ui/runs.py)."""
     st.markdown(
         "Writing the perfect answer is hard; picking the better of two is easy. That is RLHF's trick, and here "
         "the room does it: judge answer pairs, and every vote is stored in the app's database. The presenter "

@@ -3,10 +3,18 @@
 The job lives in a session-scoped `st.cache_resource` registry, so each browser session has its own runs
 and closing the tab stops them (`on_release`). While a job runs, a fragment redraws every 0.5 s; when it
 ends, one full rerun puts the buttons back. AppTest never fires `run_every`: tests poll with `at.run()`.
+
+That redrawing fragment is never nested in another fragment. A demo tab is a fragment so that its sliders
+rerun only the tab (`fragment_unless_running`), but while one of the session's runs is live the tab is drawn
+as part of the page run instead. Streamlit's nested `run_every` fragments are where its fragment bugs
+cluster (streamlit#10719, #15084, #16708), and in the 30-session load test about one run in 40 lost a
+slider move made in a tab fragment while its nested live view redrew.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable
 
 import pandas as pd
@@ -30,6 +38,40 @@ def session_jobs() -> dict[str, Job]:
 
 def current_job(key: str) -> Job | None:
     return session_jobs().get(key)
+
+
+def any_running() -> bool:
+    """Whether one of this session's runs is live (on any page)."""
+    return any(job.running for job in session_jobs().values())
+
+
+_tab = threading.local()  # .in_fragment: a `fragment_unless_running` tab is running as a fragment (per script thread)
+
+
+def fragment_unless_running(draw: Callable[..., None]) -> Callable[..., None]:
+    """Decorator for a demo tab with run panels: the tab is an `st.fragment` while none of the session's runs is
+    live (a widget rerun redraws only the tab), and part of the page run while one is, so that the run's live
+    view is a top-level `run_every` fragment (see the module docstring). Start, pressed in the fragment, then
+    asks for one full rerun (`run_panel`); a run that ends asks for one too (`_live_view`)."""
+
+    @functools.wraps(draw)
+    def in_fragment(*args, **kwargs) -> None:
+        _tab.in_fragment = True
+        try:
+            draw(*args, **kwargs)
+        finally:
+            _tab.in_fragment = False
+
+    as_fragment = st.fragment(in_fragment)
+
+    @functools.wraps(draw)
+    def tab(*args, **kwargs) -> None:
+        if any_running():
+            draw(*args, **kwargs)
+        else:
+            as_fragment(*args, **kwargs)
+
+    return tab
 
 
 def _start(key: str, make_job: Callable[[], Job]) -> None:
@@ -82,6 +124,8 @@ def run_panel(
     if job is None:
         st.caption(idle_message)
         return None
+    if running and getattr(_tab, "in_fragment", False):
+        st.rerun(scope="app")  # Start was pressed in the tab's fragment: redraw the tab outside one
     if running:
         _live_view(key, draw)
     else:
