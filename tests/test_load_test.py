@@ -103,6 +103,11 @@ def test_a_live_view_is_never_a_fragment_inside_a_fragment(server):
             await session.set_slider(PRESENTER_SLIDER, 0)  # a full run now, and it finishes
             assert session.auto_rerunning
             await session.click(TRAIN_STOP)
+            # Stop waits up to 5 s for the run's step to end; a run that ends later asks for a full rerun itself
+            for _ in range(300):
+                if session.widget(PRESENTER_SLIDER, "slider").fragment_id:
+                    break
+                await asyncio.sleep(0.1)
             assert session.widget(PRESENTER_SLIDER, "slider").fragment_id  # a fragment again
             assert not session.auto_rerunning
         finally:
