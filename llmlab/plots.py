@@ -90,6 +90,7 @@ def next_token_bars(
         title, "probability of being the next token", "token", height=80 + 28 * len(tokens), legend=len(data) > 1
     )
     layout["yaxis"] |= {"autorange": "reversed", "type": "category"}
+    layout["margin"]["r"] = 45  # room for the "99.6%" label of a bar that fills the axis
     layout["xaxis"] |= {"range": [0, min(1.0, max([t.prob for t in tokens] + [0.01]) * 1.25)], "tickformat": ".0%"}
     return from_spec(data, layout)
 
