@@ -103,19 +103,19 @@ def loss_curve(
     start_label: str = "",
     x_title: str = "training step",
 ) -> go.Figure:
-    """Loss against step, with an optional dashed reference line (e.g. ln V for a random model)."""
-    fig = go.Figure()
-    fig.add_scatter(x=list(steps), y=list(losses), mode="lines", name="loss", line={"color": ACCENT})
+    """Loss against step, with an optional dashed reference line (e.g. ln V for a random model). Built from
+    a spec: a live view redraws it every 0.5 s (it sets new x/y on the same figure, unchecked too)."""
+    data = [{"type": "scatter", "x": list(steps), "y": list(losses), "mode": "lines", "name": "loss",
+             "line": {"color": ACCENT}}]  # fmt: skip
+    layout = style_layout(title, x_title, "cross-entropy loss (nats per token)")
+    layout["yaxis"]["rangemode"] = "tozero"
     if start_line is not None and math.isfinite(start_line):
-        fig.add_hline(
-            y=start_line,
-            line_dash="dash",
-            line_color=MUTED,
-            annotation_text=start_label,
-            annotation_position="top right",
-        )
-    fig.update_yaxes(rangemode="tozero")
-    return style(fig, title, x_title, "cross-entropy loss (nats per token)")
+        line = {"xref": "x domain", "yref": "y"}
+        layout["shapes"] = [line | {"type": "line", "x0": 0, "x1": 1, "y0": start_line, "y1": start_line,
+                                    "line": {"color": MUTED, "dash": "dash"}}]  # fmt: skip
+        layout["annotations"] = [line | {"text": start_label, "showarrow": False, "x": 1, "xanchor": "right",
+                                         "y": start_line, "yanchor": "bottom"}]  # fmt: skip
+    return from_spec(data, layout)
 
 
 # -- pre-training page -----------------------------------------------------------------------------
@@ -129,21 +129,18 @@ def token_probability_lines(
     title: str,
     highlight: str | None = None,
 ) -> go.Figure:
-    """Probability of a few candidate next tokens (one line each) as training goes on."""
-    fig = go.Figure()
+    """Probability of a few candidate next tokens (one line each) as training goes on (a live view rebuilds it
+    at each probe: built from a spec)."""
+    data = []
     for n, (text, probs) in enumerate(probs_by_token.items()):
         is_highlight = text == highlight
-        fig.add_scatter(
-            x=list(steps),
-            y=list(probs),
-            mode="lines+markers",
-            name=token_label(text),
-            line={"color": HIGHLIGHT if is_highlight else SERIES_COLORS[(n + 2) % len(SERIES_COLORS)]},
-            line_width=4 if is_highlight else 2,
-        )
-    fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    fig = style(fig, title, "training step", "probability of being the next token", height=400)
-    return legend_below(fig)
+        color = HIGHLIGHT if is_highlight else SERIES_COLORS[(n + 2) % len(SERIES_COLORS)]
+        data.append({"type": "scatter", "x": list(steps), "y": list(probs), "mode": "lines+markers",
+                     "name": token_label(text), "line": {"color": color, "width": 4 if is_highlight else 2}})  # fmt: skip
+    layout = style_layout(title, "training step", "probability of being the next token", height=400)
+    layout["yaxis"] |= {"range": [0, 1], "tickformat": ".0%"}
+    layout |= LEGEND_BELOW
+    return from_spec(data, layout)
 
 
 def loss_curves(
@@ -189,11 +186,15 @@ def metric_vs_noise(
     return style(fig, title, "corrupted documents (% of the corpus)", y_title, height=320)
 
 
+# Legend under the x-axis title: for charts with more series than fit beside the title.
+LEGEND_BELOW = {
+    "showlegend": True,
+    "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},
+}
+
+
 def legend_below(fig: go.Figure) -> go.Figure:
-    """Legend under the x-axis title: for charts with more series than fit beside the title."""
-    fig.update_layout(
-        showlegend=True, legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0}
-    )
+    fig.update_layout(LEGEND_BELOW)
     return fig
 
 
