@@ -7,8 +7,8 @@ ends, one full rerun puts the buttons back. AppTest never fires `run_every`: tes
 That redrawing fragment is never nested in another fragment. A demo tab is a fragment so that its sliders
 rerun only the tab (`fragment_unless_running`), but while one of the session's runs is live the tab is drawn
 as part of the page run instead. Streamlit's nested `run_every` fragments are where its fragment bugs
-cluster (streamlit#10719, #15084, #16708), and in the 30-session load test about one run in 40 lost a
-slider move made in a tab fragment while its nested live view redrew.
+cluster (streamlit#10719, #15084, #16708); the 30-session load test lost a slider move made in such a tab
+about once in 40 runs (not proven to be Streamlit's doing: the load-test client had two bugs then too).
 """
 
 from __future__ import annotations
