@@ -237,7 +237,6 @@ class Session:
         self._cache: dict[str, ForwardMsg] = {}  # cacheable messages by hash (the browser's message cache)
         self._values: dict[str, WidgetState] = {}  # widget values this tab set, by widget id
         self._slider_values: dict[str, float] = {}  # their numbers (option index for a select_slider)
-        self._seen_ids: set[str] = set()  # widget ids drawn in the current full run
         self._seen_this_run: set[str] = set()  # widget ids drawn in the current run (full or fragment)
         self._waiters: list[_Waiter] = []
         self._auto: dict[str, tuple[float, asyncio.Task]] = {}
@@ -426,7 +425,6 @@ class Session:
             if not fragments:  # a full run: the browser drops its run_every timers
                 for fragment_id in list(self._auto):
                     self._stop_auto(fragment_id)
-                self._seen_ids = set()
             self._seen_this_run = set()
             self._on_run_started(fragments)
         elif kind == "delta":
@@ -469,7 +467,6 @@ class Session:
         widget_id = getattr(proto, "id", "")
         if isinstance(widget_id, str) and widget_id.startswith("$$ID-"):
             key = user_key(widget_id)
-            self._seen_ids.add(widget_id)
             self._seen_this_run.add(widget_id)
             if key:
                 self.widgets[key] = Widget(widget_id, key, kind, delta.fragment_id, proto)
@@ -504,8 +501,8 @@ class Session:
             return
         full_run = status == ForwardMsg.FINISHED_SUCCESSFULLY
         if full_run:  # the browser forgets the widgets that are gone, and their values (removeInactive)
-            self._values = {k: v for k, v in self._values.items() if k in self._seen_ids}
-            self.widgets = {k: w for k, w in self.widgets.items() if w.id in self._seen_ids}
+            self._values = {k: v for k, v in self._values.items() if k in self._seen_this_run}
+            self.widgets = {k: w for k, w in self.widgets.items() if w.id in self._seen_this_run}
         elif status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:  # and those a fragment no longer draws
             self.widgets = {
                 k: w for k, w in self.widgets.items() if w.fragment_id not in fragments or w.id in self._seen_this_run
