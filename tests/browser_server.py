@@ -6,7 +6,6 @@ Used by the browser tests and by `scripts/screenshots.py`.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmlab.threadenv import THREAD_ENV
+from bench.load_test import server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -52,12 +51,7 @@ def free_port() -> int:
 def streamlit_server(theme: str = "light", timeout_s: float = 60) -> Iterator[str]:
     """A fresh `streamlit run app.py` on 127.0.0.1; yields its base URL; stops it afterwards."""
     port = free_port()
-    env = {
-        **os.environ,
-        **THREAD_ENV,
-        "HF_HUB_OFFLINE": "1",
-    }
-    env.pop("LLMLAB_EAGER_TABS", None)  # the lazy tabs users get
+    env = server_env()  # the thread settings, offline, and the lazy tabs users get
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
