@@ -3,9 +3,10 @@
 Every figure has a title, axis titles with units, and one shared style. Token text is user-derived, so it
 is HTML-escaped before it reaches plotly (plotly renders a subset of HTML tags in labels).
 
-The charts redrawn on every slider move (`next_token_bars`) are built as plain plotly JSON (`from_spec`):
-plotly checks every property as it is set, which took 15-18 ms per chart, most of a slider's rerun on the
-server; a figure made from a spec skips that (~1 ms). Tests set LLMLAB_VALIDATE_FIGURES=1, so every figure
+The charts redrawn on every slider move or live-run redraw (`next_token_bars`, `loss_curve`,
+`token_probability_lines`) are built as plain plotly JSON (`from_spec`): plotly checks every property as it is
+set, which took 15-18 ms per chart, most of a slider's rerun on the server; a figure made from a spec skips
+that (~1 ms). Tests set LLMLAB_VALIDATE_FIGURES=1, so every figure
 they draw is still checked by plotly.
 """
 
