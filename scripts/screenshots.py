@@ -27,8 +27,15 @@ PAGES = ["", "Pretraining", "SFT", "RLHF", "DPO"]
 
 def settle(page, timeout_s: float = 60) -> None:
     """Wait for the script run to end and every lazy widget to replace its grey skeleton."""
-    wait_for_app(page, timeout_ms=int(timeout_s * 1000))
     deadline = time.monotonic() + timeout_s
+    wait_for_app(page, timeout_ms=int(timeout_s * 1000))
+    # A cold server draws the card first and imports torch after: the status widget can be missing for a moment
+    # while the run goes on. Done only when it stays away for a second.
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            break
+        wait_for_app(page, timeout_ms=int(max(deadline - time.monotonic(), 1) * 1000))
     while time.monotonic() < deadline:
         if page.locator('[data-testid="stSkeleton"], .stSkeleton').count() == 0:
             break
