@@ -38,6 +38,7 @@ from llmlab.jobs import Job  # noqa: E402
 from llmlab.modeling import load_model  # noqa: E402
 from llmlab.pretrain import (  # noqa: E402
     PretrainConfig,
+    Probe,
     ProbeConfig,
     TinyGPTConfig,
     corpus_ids,
@@ -132,7 +133,7 @@ def bare_run(tokenizer, ids, config: PretrainConfig) -> float:
 def live_figures(job: Job, tokenizer, figures: dict) -> int:
     """What the page's live view builds on each 0.5 s redraw, as JSON, with the page's reuse (`_live_figures`):
     the loss curve gets new data in place; the probe bars and top-1 lines are rebuilt when a probe arrived."""
-    metrics, probes = job.snapshot(), [n for n in list(job.notes) if n["kind"] == "probe"]
+    metrics, probes = job.snapshot(), job.notes_of(Probe)
     if metrics:
         steps, losses = [m["step"] for m in metrics], [m["loss"] for m in metrics]
         if "loss" in figures:
@@ -141,11 +142,11 @@ def live_figures(job: Job, tokenizer, figures: dict) -> int:
             figures["loss"] = plots.loss_curve(steps, losses, start_line=7.0)
     if probes and figures.get("probes") != len(probes):
         figures["probes"] = len(probes)
-        tops = nexttoken.top_tokens(torch.from_numpy(probes[-1]["probs"]), tokenizer, 10)
+        tops = nexttoken.top_tokens(torch.from_numpy(probes[-1].probs), tokenizer, 10)
         figures["bars"] = plots.next_token_bars(tops)
-        leaders = list(dict.fromkeys(int(np.argmax(p["probs"])) for p in probes))[-6:]
-        lines = {str(t): [float(p["probs"][t]) for p in probes] for t in leaders}
-        figures["lines"] = plots.token_probability_lines([p["step"] for p in probes], lines, "top-1")
+        leaders = list(dict.fromkeys(int(np.argmax(p.probs)) for p in probes))[-6:]
+        lines = {str(t): [float(p.probs[t]) for p in probes] for t in leaders}
+        figures["lines"] = plots.token_probability_lines([p.step for p in probes], lines, "top-1")
     return sum(len(chart_json(figures[k])) for k in ("loss", "bars", "lines") if k in figures)
 
 
@@ -161,8 +162,8 @@ def app_run(
     next_redraw, figures = start, {}
     while (stop_when_paris or redraw) and job.running:
         if stop_when_paris:
-            probes = [n for n in list(job.notes) if n["kind"] == "probe"]
-            if len(probes) >= 5 and all(int(np.argmax(p["probs"])) == paris for p in probes[-5:]):
+            probes = job.notes_of(Probe)
+            if len(probes) >= 5 and all(int(np.argmax(p.probs)) == paris for p in probes[-5:]):
                 job.stop()
         if redraw and time.perf_counter() >= next_redraw:
             live_figures(job, tokenizer, figures)
@@ -176,13 +177,13 @@ def app_run(
 def paris_stable_since(job: Job, tokenizer) -> tuple[int, float] | None:
     """(step, seconds) from which " Paris" stayed the probe's top-1 to the end of the run."""
     paris = tokenizer(" Paris", add_special_tokens=False)["input_ids"][0]
-    probes = [n for n in job.notes if n["kind"] == "probe"]
+    probes = job.notes_of(Probe)
     since = len(probes)
-    while since and int(np.argmax(probes[since - 1]["probs"])) == paris:
+    while since and int(np.argmax(probes[since - 1].probs)) == paris:
         since -= 1
     if since == len(probes):
         return None
-    step = probes[since]["step"]
+    step = probes[since].step
     return step, next(m["elapsed_s"] for m in job.metrics if m["step"] == step)
 
 

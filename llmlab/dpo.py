@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from llmlab.jobs import DivergedError, Job, JobCallback
+from llmlab.jobs import DivergedError, Job, JobCallback, TaggedJob
 from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit
 from llmlab.preferences import question_text
@@ -890,7 +890,7 @@ def sweep_work(
                 batch_size=settings.batch_size,
                 seed=settings.seed,
             )
-            run = train_dpo(start, train_pairs, run_settings, _TaggedJob(job, beta=beta))
+            run = train_dpo(start, train_pairs, run_settings, TaggedJob(job, beta=beta))
             if job.should_stop and run.steps_done < settings.steps:
                 break  # a half-trained β would be a misleading point
             report = compare_on("held-out pairs", run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
@@ -911,24 +911,10 @@ def sweep_work(
                 wall_s=time.perf_counter() - started,
             )
             points.append(point)
-            job.note(point=point)
+            job.note(point)
         return points
 
     return work
-
-
-class _TaggedJob:
-    """A view of a Job for one run of several: stop requests pass through, logged steps carry the tags."""
-
-    def __init__(self, job: Job, **tags: float):
-        self._job, self._tags = job, tags
-
-    @property
-    def should_stop(self) -> bool:
-        return self._job.should_stop
-
-    def log(self, **values: float) -> None:
-        self._job.log(**self._tags, **values)
 
 
 def sweep_csv(points: Sequence[SweepPoint]) -> str:
@@ -995,12 +981,12 @@ def annotator_work(
         for index, (name, pairs) in enumerate(labellers.items()):
             if job.should_stop:
                 break
-            run = train_dpo(start, pairs, settings, _TaggedJob(job, labeller=index))
+            run = train_dpo(start, pairs, settings, TaggedJob(job, labeller=index))
             if job.should_stop and run.steps_done < settings.steps:
                 break
             result = measure(name, run.policy, run.steps_done, run.train_s)
             results.append(result)
-            job.note(result=result)
+            job.note(result)
         return results
 
     return work
@@ -1068,7 +1054,6 @@ def rlhf_frontier_work(
         started = time.perf_counter()
         reward_run = train_reward_model(start, RewardRunConfig())
         reward_s = time.perf_counter() - started
-        job.note(reward_model_s=reward_s)
         points: list[FrontierPoint] = []
         for config in configs:
             if job.should_stop:
@@ -1078,7 +1063,7 @@ def rlhf_frontier_work(
                 break
             point = rlhf_point(run, start, heldout_pairs, reward_fn, extra_s=reward_s)
             points.append(point)
-            job.note(point=point)
+            job.note(point)
         return points
 
     return work

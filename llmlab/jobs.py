@@ -1,9 +1,11 @@
 """Background training runs: one thread per run, a stop event, and per-step metrics in a list.
 
 A page cannot train inside its script (any click reruns the script and aborts the run), so a run is a
-`Job`: its worker function runs in a thread, logs metrics with `job.log(...)`, checks `job.should_stop`,
-and never touches Streamlit. The page polls `job.metrics` to draw. At most `MAX_RUNNING` jobs train at
-once per process (a workshop server has few cores); later ones wait with status "queued".
+`Job`: its worker function runs in a thread, logs per-step numbers with `job.log(...)` and richer records
+(a probe, a sample, a finished sub-run: each a typed object of the module that makes it) with
+`job.note(record)`, checks `job.should_stop`, and never touches Streamlit. The page polls `job.snapshot()`
+and `job.notes_of(Kind)` to draw. At most `MAX_RUNNING` jobs train at once per process (a workshop server has
+few cores); later ones wait with status "queued".
 
     job = Job("pretrain", lambda job: train(..., on_step=lambda m: job.log(step=m.step, loss=m.loss),
                                              stop=job.stop_event))
@@ -18,9 +20,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from transformers import TrainerCallback
+
+T = TypeVar("T")
 
 MAX_RUNNING = 2
 _slots = threading.BoundedSemaphore(MAX_RUNNING)
@@ -51,7 +55,7 @@ class Job:
         self.name = name
         self._work = work
         self.metrics: list[dict[str, float]] = []  # one dict per logged step, appended by the worker
-        self.notes: list[dict[str, Any]] = []  # occasional richer records (probes, samples)
+        self.notes: list[object] = []  # occasional richer records (probes, samples): typed objects
         self.stop_event = threading.Event()
         self.status = "new"
         self.error: str | None = None
@@ -87,6 +91,11 @@ class Job:
         with self._lock:
             return list(self.metrics)
 
+    def notes_of(self, kind: type[T]) -> list[T]:
+        """The records of one kind noted so far, in order."""
+        with self._lock:
+            return [note for note in self.notes if isinstance(note, kind)]
+
     @property
     def elapsed_s(self) -> float:
         if self.started_at is None:
@@ -98,9 +107,9 @@ class Job:
         with self._lock:
             self.metrics.append(values)
 
-    def note(self, **values: Any) -> None:
+    def note(self, record: object) -> None:
         with self._lock:
-            self.notes.append(values)
+            self.notes.append(record)
 
     def _run(self) -> None:
         lower_thread_priority()  # before its first torch op, so torch's worker threads inherit it
@@ -118,6 +127,26 @@ class Job:
                 self.status = "failed"
             finally:
                 self.finished_at = time.perf_counter()
+
+
+class TaggedJob:
+    """A view of a Job for one of several runs trained one after another into it (one per β, per labeller, ...):
+    every logged step carries the tags (`run=1`, `beta=0.1`), notes and stop requests pass through. JobCallback
+    and the workers take it wherever they take a Job."""
+
+    def __init__(self, job: Job, **tags: float):
+        self._job, self._tags = job, {name: float(value) for name, value in tags.items()}
+        self.stop_event = job.stop_event
+
+    @property
+    def should_stop(self) -> bool:
+        return self._job.should_stop
+
+    def log(self, **values: float) -> None:
+        self._job.log(**self._tags, **values)
+
+    def note(self, record: object) -> None:
+        self._job.note(record)
 
 
 class JobCallback(TrainerCallback):
@@ -150,3 +179,11 @@ class JobCallback(TrainerCallback):
 
 class DivergedError(RuntimeError):
     """The loss became NaN or infinite: the learning rate is too high for this model."""
+
+
+def overshooting(losses: list[float], ceiling: float, window: int = 5) -> bool:
+    """Whether the mean of the last `window` losses is above `ceiling` (a loss no sane run should exceed, e.g.
+    1.5 ln V for a language model: worse than guessing): the updates overshoot, the learning rate is too high.
+    Unlike `DivergedError` the run goes on; the page warns."""
+    recent = losses[-window:]
+    return len(losses) >= window and sum(recent) / len(recent) > ceiling

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
@@ -215,6 +216,36 @@ def expected_answer(prompt: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ProbeStart:
+    """What a live run probes: its prompt, the corpus's answer to it (None: not a capital probe), the vocabulary."""
+
+    prompt: str
+    answer: str | None
+    vocab_size: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The probe prompt's next-token distribution at one step."""
+
+    step: int
+    probs: np.ndarray  # (V,) float32, sums to 1
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Greedy continuations of the sample prompts at one step."""
+
+    step: int
+    texts: list[str]  # prompt + continuation, one per sample prompt
+
+
+def diverged_loss(vocab_size: int) -> float:
+    """A live loss above this (1.5 ln V: worse than a uniform guess) means the step size is too big."""
+    return 1.5 * math.log(vocab_size)
+
+
 def live_pretraining(
     job,
     tokenizer: PreTrainedTokenizerBase,
@@ -226,9 +257,8 @@ def live_pretraining(
     tiny GPT-2 from random init, logging every step and probing every `probe.every` steps.
 
     job.metrics: {"step", "loss", "tokens", "elapsed_s"} per step.
-    job.notes:   {"kind": "start", "prompt", "answer", "vocab_size"} first, then
-                 {"kind": "probe", "step", "probs": (V,) float32 numpy array} and
-                 {"kind": "sample", "step", "texts": [prompt + greedy continuation, ...]}.
+    job.notes:   a ProbeStart first, then a Probe every `probe.every` steps and Samples every
+                 `probe.sample_every` steps (and both at the last step).
     Returns the trained model (in eval mode)."""
     from llmlab.nexttoken import encode_prompt, greedy_continuation, next_token_logits
 
@@ -238,11 +268,11 @@ def live_pretraining(
 
     def record_probe(step: int) -> None:
         probs = torch.softmax(next_token_logits(model, prompt_ids), dim=-1)  # (V,)
-        job.note(kind="probe", step=step, probs=probs.numpy().astype("float32"))
+        job.note(Probe(step, probs.numpy().astype("float32")))
 
     def record_samples(step: int) -> None:
         texts = [p + greedy_continuation(model, tokenizer, p, probe.sample_tokens) for p in probe.sample_prompts]
-        job.note(kind="sample", step=step, texts=texts)
+        job.note(Samples(step, texts))
 
     def on_step(m: StepMetrics, _model: GPT2LMHeadModel) -> None:
         job.log(step=m.step, loss=m.loss, tokens=m.tokens_seen, elapsed_s=m.elapsed_s)
@@ -253,7 +283,7 @@ def live_pretraining(
                 record_samples(m.step)
             model.train()
 
-    job.note(kind="start", prompt=probe.prompt, answer=expected_answer(probe.prompt), vocab_size=len(tokenizer))
+    job.note(ProbeStart(probe.prompt, expected_answer(probe.prompt), len(tokenizer)))
     model.eval()
     record_probe(0)
     record_samples(0)

@@ -268,6 +268,15 @@ class RewardRun:
     source: str  # the model it started from
 
 
+@dataclass(frozen=True)
+class HeldOutScores:
+    """The held-out pairs' scores at one step of a reward-model run (the page's histogram)."""
+
+    step: int
+    chosen: tuple[float, ...]
+    rejected: tuple[float, ...]
+
+
 class _HeldOutProbe(TrainerCallback):
     """Every `every` steps: held-out accuracy as a metric row, and the score lists as a note (histogram)."""
 
@@ -279,7 +288,7 @@ class _HeldOutProbe(TrainerCallback):
     def probe(self, step: int, model: PreTrainedModel) -> None:
         scores = self.last = score_pairs(model, self.tokenizer, self.rows)
         self.job.log(step=step, heldout_accuracy=scores.accuracy, heldout_loss=scores.loss)
-        self.job.note(step=step, chosen=scores.chosen, rejected=scores.rejected)
+        self.job.note(HeldOutScores(step, scores.chosen, scores.rejected))
         self.last_step = step
 
     def on_step_end(self, args, state, control, model=None, **kwargs):

@@ -357,6 +357,15 @@ def rl_prompts() -> list[str]:
     return [q.prompt for q in questions("train")]
 
 
+@dataclass(frozen=True)
+class SampledAnswers:
+    """One answer per question at a checkpoint of an online RL run: (prompt, answer, reward, correct)."""
+
+    step: int
+    beta: float
+    samples: list[tuple[str, str, float, bool]]
+
+
 class _Judge:
     """The reward function trl calls once per batch. It returns the reward (reward model or correctness)
     and, as extra metrics, the true reward, the sequence KL to the SFT model and the padding; every
@@ -383,9 +392,7 @@ class _Judge:
         if self.job is not None and (step % self.cfg.sample_every == 0 or step == self.cfg.max_steps - 1):
             picks = range(0, len(prompts), self.cfg.num_generations)  # one answer per question
             self.job.note(
-                step=step,
-                beta=self.cfg.beta,
-                samples=[(prompts[i], completions[i], rewards[i], true[i]) for i in picks],
+                SampledAnswers(step, self.cfg.beta, [(prompts[i], completions[i], rewards[i], true[i]) for i in picks])
             )
         return rewards
 
@@ -488,7 +495,6 @@ def kl_comparison_work(sft: LoadedModel, reward: RewardRun | None, configs: Sequ
             if job.should_stop:
                 break
             runs.append(run_rl(sft, reward, cfg, job))
-            job.note(finished=cfg.beta, seconds=runs[-1].seconds)
         return runs
 
     return work

@@ -38,7 +38,7 @@ from llmlab.instructions import (
     to_trl_rows,
     wrong_fact_pairs,
 )
-from llmlab.jobs import DivergedError, Job, JobCallback
+from llmlab.jobs import DivergedError, Job, JobCallback, TaggedJob
 from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit, readable_piece
 from llmlab.trainargs import demo_trainer_args
@@ -437,24 +437,27 @@ class _LossRecorder(TrainerCallback):
 # -- the page's experiments: each is a `work(job)` function for a background Job ------------------------
 
 
-class _TaggedJob:
-    """Looks like a Job to JobCallback, but tags every logged step with the run it belongs to
-    (the experiments below train two models one after the other into one Job)."""
+@dataclass(frozen=True)
+class Scored:
+    """A live run's held-out score, "before" or "after" training."""
 
-    def __init__(self, job: Job, run: int):
-        self.job, self.run = job, run
+    stage: str
+    score: HeldOutScore
 
-    @property
-    def should_stop(self) -> bool:
-        return self.job.should_stop
 
-    def log(self, **values: float) -> None:
-        self.job.log(run=float(self.run), **values)
+@dataclass(frozen=True)
+class ArmResult:
+    """One finished arm of a comparison (quality vs quantity, LoRA vs full)."""
+
+    run: int  # its index: its logged steps carry `run`
+    label: str
+    result: SFTRun
+    base_change: float  # the largest change of an original weight (0 for LoRA)
 
 
 def live_sft_work(loaded: LoadedModel, cfg: SFTRunConfig) -> Callable[[Job], SFTRun]:
     """One SFT run on the first `cfg.samples` polished pairs: held-out answers before, loss, answers after.
-    Notes {"stage": "before"|"after", "score": HeldOutScore} as soon as each score exists."""
+    Notes a `Scored` ("before", then "after") as soon as each score exists."""
     pairs = polished_pairs(seed=cfg.seed)[: cfg.samples]
 
     def work(job: Job) -> SFTRun:
@@ -464,7 +467,7 @@ def live_sft_work(loaded: LoadedModel, cfg: SFTRunConfig) -> Callable[[Job], SFT
             pairs,
             cfg,
             callbacks=[JobCallback(job)],
-            on_scored=lambda stage, score: job.note(stage=stage, score=score),
+            on_scored=lambda stage, score: job.note(Scored(stage, score)),
         )
         return run
 
@@ -535,9 +538,9 @@ def _comparison_work(
             if job.should_stop:
                 break
             run, model = run_sft(
-                trainable_copy(loaded), loaded.tokenizer, pairs, cfg, [JobCallback(_TaggedJob(job, n))]
+                trainable_copy(loaded), loaded.tokenizer, pairs, cfg, [JobCallback(TaggedJob(job, run=n))]
             )
-            job.note(run=n, label=label, result=run, base_change=base_weight_change(loaded.model, model))
+            job.note(ArmResult(n, label, run, base_weight_change(loaded.model, model)))
             runs.append(run)
         return Comparison(labels=tuple(label for label, _, _ in arms), runs=tuple(runs))
 
@@ -636,7 +639,6 @@ def wrong_facts_work(loaded: LoadedModel, cfg: WrongFactsConfig) -> Callable[[Jo
 
     def work(job: Job) -> WrongFactsResult:
         before = probe_facts(loaded.model, loaded.tokenizer, wrong)
-        job.note(stage="before", probes=before)
         run, model = run_sft(trainable_copy(loaded), loaded.tokenizer, pairs, sft_cfg, [JobCallback(job)])
         model.eval()
         after = probe_facts(model, loaded.tokenizer, wrong)

@@ -767,24 +767,6 @@ def sampled_pairs(
     return [found[p] for p in prompts if p in found]
 
 
-class _TaggedJob:
-    """A view of a Job for one of several runs: logged rows carry the tags, stop requests pass through."""
-
-    def __init__(self, job: Job, **tags: float):
-        self._job, self._tags = job, tags
-        self.stop_event = job.stop_event
-
-    @property
-    def should_stop(self) -> bool:
-        return self._job.should_stop
-
-    def log(self, **values: float) -> None:
-        self._job.log(**self._tags, **values)
-
-    def note(self, **values: Any) -> None:
-        self._job.note(**self._tags, **values)
-
-
 @dataclass(frozen=True)
 class RoomRun:
     """One run of a room-vs-shipped comparison, scored on the shipped held-out pairs."""
@@ -807,6 +789,7 @@ def room_reward_work(
 ) -> Callable[[Job], list[RoomRun]]:
     """Two reward-model runs with the same settings: on the room's rows, then on as many shipped training
     pairs (a seeded random subset). Logged rows carry `source` (0: room, 1: shipped)."""
+    from llmlab.jobs import TaggedJob
     from llmlab.reward import train_reward_model
 
     room.check()
@@ -819,7 +802,7 @@ def room_reward_work(
             if job.should_stop:
                 break
             started = time.perf_counter()
-            run = train_reward_model(loaded, cfg, _TaggedJob(job, source=source), pairs=pairs)
+            run = train_reward_model(loaded, cfg, TaggedJob(job, source=source), pairs=pairs)
             result = RoomRun(
                 name, len(room.rows), cfg.max_steps, run.heldout.accuracy, None, None,
                 time.perf_counter() - started, run,
@@ -834,6 +817,7 @@ def room_dpo_work(start: LoadedModel, room: RoomPreferences, settings: DPOSettin
     """Two DPO runs with the same settings: on the room's rows, then on as many shipped training pairs; each
     policy is compared with the start model on the shipped held-out pairs (`llmlab.dpo.dpo_work`)."""
     from llmlab import dpo
+    from llmlab.jobs import TaggedJob
     from llmlab.preferences import preference_pairs, true_reward
 
     room.check()
@@ -846,7 +830,7 @@ def room_dpo_work(start: LoadedModel, room: RoomPreferences, settings: DPOSettin
             if job.should_stop:
                 break
             started = time.perf_counter()
-            outcome = dpo.dpo_work(start, pairs, heldout, settings, true_reward)(_TaggedJob(job, source=source))
+            outcome = dpo.dpo_work(start, pairs, heldout, settings, true_reward)(TaggedJob(job, source=source))
             report = outcome.heldout
             result = RoomRun(
                 name, len(pairs), outcome.run.steps_done, report.accuracy_after, report.reward_after, report.kl,

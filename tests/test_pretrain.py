@@ -11,7 +11,10 @@ from llmlab.corpus import COUNTRIES, generate_documents
 from llmlab.jobs import DivergedError, Job
 from llmlab.pretrain import (
     PretrainConfig,
+    Probe,
     ProbeConfig,
+    ProbeStart,
+    Samples,
     TinyGPTConfig,
     corpus_ids,
     encode_corpus,
@@ -98,17 +101,16 @@ def test_live_worker_logs_every_step_and_probes_every_few(tokenizer):
     assert job.status == "done", job.error
     assert [m["step"] for m in job.metrics] == list(range(1, 23))
     assert job.metrics[-1]["tokens"] == 22 * 8 * 32
-    start = job.notes[0]
-    assert start == {"kind": "start", "prompt": probe.prompt, "answer": " Paris", "vocab_size": len(tokenizer)}
-    probes = [n for n in job.notes if n["kind"] == "probe"]
-    assert [p["step"] for p in probes] == [0, 5, 10, 15, 20, 22]  # and the last step
+    assert job.notes[0] == ProbeStart(probe.prompt, " Paris", len(tokenizer))
+    probes = job.notes_of(Probe)
+    assert [p.step for p in probes] == [0, 5, 10, 15, 20, 22]  # and the last step
     for p in probes:
-        assert p["probs"].shape == (len(tokenizer),) and p["probs"].sum() == pytest.approx(1, abs=1e-4)
-    samples = [n for n in job.notes if n["kind"] == "sample"]
-    assert [s["step"] for s in samples] == [0, 10, 20, 22]
-    assert all(t.startswith("Once upon a time") for s in samples for t in s["texts"])
+        assert p.probs.shape == (len(tokenizer),) and p.probs.sum() == pytest.approx(1, abs=1e-4)
+    samples = job.notes_of(Samples)
+    assert [s.step for s in samples] == [0, 10, 20, 22]
+    assert all(t.startswith("Once upon a time") for s in samples for t in s.texts)
     # The probe reads the same model the loop trains: its distribution changed from the uniform-ish start.
-    assert probes[-1]["probs"].max() > 5 * probes[0]["probs"].max()
+    assert probes[-1].probs.max() > 5 * probes[0].probs.max()
     assert not job.result.training
 
 

@@ -215,7 +215,8 @@ def test_reward_model_run_lowers_the_loss_and_reports_held_out_accuracy(sft):
     held = [r["heldout_accuracy"] for r in job.metrics if "heldout_accuracy" in r]
     assert held[-1] == pytest.approx(run.heldout.accuracy)
     assert run.heldout.accuracy > 0.6, run.heldout.accuracy
-    assert any("chosen" in n for n in job.notes)  # score lists for the histogram
+    scores = job.notes_of(reward.HeldOutScores)  # score lists for the histogram
+    assert scores and len(scores[-1].chosen) == len(scores[-1].rejected) > 0
 
 
 def test_bad_reward_settings_fail_with_a_message(sft):
