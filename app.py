@@ -47,12 +47,13 @@ for column, lesson, (path, label, icon) in zip(columns, cards.values(), PAGES[1:
         st.page_link(path, label="Open the live demo", icon=icon, help=lesson.title)  # the heading names it
 
 st.divider()
-# Drawn last: the model picker imports torch and transformers (seconds on a fresh server), the page above does not.
-from ui.frame import page_frame
+# Drawn last: the model picker needs torch and transformers (seconds on a fresh server), the page above does not.
+from ui.frame import load_frame, shielded
 
-loaded = page_frame(model_slot)
-st.caption(
-    f"Every demo runs on the model chosen in the sidebar (now {md_escape(loaded.name)}, "
-    f"{loaded.n_params / 1e6:.2f} M parameters). The default, tiny-base, is this project's own GPT-2, "
-    "pre-trained from scratch on a generated corpus, so everything works offline."
-)
+with shielded("the model box"):
+    loaded = load_frame(model_slot)
+    st.caption(
+        f"Every demo runs on the model chosen in the sidebar (now {md_escape(loaded.name)}, "
+        f"{loaded.n_params / 1e6:.2f} M parameters). The default, tiny-base, is this project's own GPT-2, "
+        "pre-trained from scratch on a generated corpus, so everything works offline."
+    )

@@ -239,6 +239,28 @@ def load_precomputed(path: Path = PRECOMPUTED) -> dict | None:
     return json.loads(path.read_text())
 
 
+@dataclass(frozen=True)
+class SavedRuns:
+    """The precomputed runs (`python -m llmlab.dataquality`): every kind at a few noise levels."""
+
+    steps: int
+    results: dict[str, list[NoiseResult]]  # kind -> one result per noise level, in order
+
+    def nearest(self, kind: str, noise: float) -> tuple[NoiseResult, NoiseResult]:
+        """(the saved run nearest to `noise`, the clean run) of one kind."""
+        rows = self.results[kind]
+        return min(rows, key=lambda r: abs(r.noise - noise)), next(r for r in rows if r.noise == 0)
+
+
+def load_saved_runs(path: Path = PRECOMPUTED) -> SavedRuns | None:
+    saved = load_precomputed(path)
+    if saved is None:
+        return None
+    results = {kind: [NoiseResult(**{**r, "losses": tuple(r["losses"] or ())}) for r in rows]
+               for kind, rows in saved["results"].items()}  # fmt: skip
+    return SavedRuns(saved["config"]["steps"], results)
+
+
 def main() -> None:
     """Precompute every kind at a few noise levels (16 runs of 300 steps: about 15 minutes on 2 idle cores)."""
     import argparse

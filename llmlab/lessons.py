@@ -20,6 +20,11 @@ One file per card, `lessons/<id>.md`, written to be edited by hand:
     ## English Summary
     ## Think it through             exactly five "### <question> {#<id>-q<n>}" headings, each followed by its answer
 
+Beside each card, `lessons/try-it/<id>.md` (optional) says which demo shows each question on the model:
+
+    ## <question id> · <demo tab label>
+    What to do there (one paragraph).
+
 Every section but "Key resources" is required. Paragraphs are separated by blank lines; the lines of one
 paragraph are joined with spaces, so hard-wrapping a paragraph does not change its text. Text is kept as written
 (no Markdown is interpreted here). A malformed file raises ValueError naming the file and the section.
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import TypeVar
 
 LESSONS_DIR: Path = Path(__file__).resolve().parent.parent / "lessons"
+TRY_IT_DIR = "try-it"  # under LESSONS_DIR
 
 T = TypeVar("T")
 
@@ -55,6 +61,7 @@ OPTIONAL_SECTIONS = {"Key resources"}  # the DPO card has none
 
 _LINK = re.compile(r"- \[(?P<text>.+)\]\((?P<url>\S+)\)")
 _QUESTION = re.compile(r"### (?P<question>.+?)\s*\{#(?P<id>[\w-]+)\}")
+_TRY_IT = re.compile(r"## (?P<id>[\w-]+) · (?P<tab>.+)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,15 @@ class QA:
 
 
 @dataclass(frozen=True)
+class TryIt:
+    """Where a question is shown on the model: the page's demo tab, and what to do there."""
+
+    qa_id: str
+    tab: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Lesson:
     """One concept card. Prose fields hold paragraphs separated by a blank line ("\\n\\n")."""
 
@@ -100,6 +116,10 @@ class Lesson:
     where_you_see_it: tuple[str, ...]
     summary: str
     qas: tuple[QA, ...]
+    try_it: tuple[TryIt, ...] = ()  # from lessons/try-it/<id>.md
+
+    def try_it_for(self, qa_id: str) -> TryIt | None:
+        return next((t for t in self.try_it if t.qa_id == qa_id), None)
 
     def qa(self, qa_id: str) -> QA:
         """The Q&A with this id; KeyError if the lesson has none."""
@@ -140,7 +160,34 @@ def load_lesson(lesson_id: str, directory: Path = LESSONS_DIR) -> Lesson:
         where_you_see_it=section("Where you see it", _paragraphs),
         summary=section("English Summary", _prose),
         qas=section("Think it through", lambda lines, where: _qas(lines, lesson_id, where)),
+        try_it=load_try_it(lesson_id, directory),
     )
+
+
+def load_try_it(lesson_id: str, directory: Path = LESSONS_DIR) -> tuple[TryIt, ...]:
+    """`<directory>/try-it/<lesson_id>.md`: the "## <question id> · <tab>" sections (none if there is no file)."""
+    path = Path(directory) / TRY_IT_DIR / f"{lesson_id}.md"
+    if not path.is_file():
+        return ()
+    hints: list[TryIt] = []
+    heading: re.Match | None = None
+    body: list[str] = []
+
+    def end() -> None:
+        if heading is not None:
+            where = f"{path}: {heading['id']}"
+            hints.append(TryIt(heading["id"], heading["tab"].strip(), _prose(body, where)))
+
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            end()
+            heading, body = _TRY_IT.fullmatch(line.strip()), []
+            if heading is None:
+                raise ValueError(f"{path}: expected '## <question id> · <tab>', found {line!r}")
+        elif heading is not None:
+            body.append(line)
+    end()
+    return tuple(hints)
 
 
 def load_lessons(directory: Path = LESSONS_DIR) -> dict[str, Lesson]:

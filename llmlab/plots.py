@@ -58,6 +58,25 @@ def style(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 
     return fig
 
 
+PROJECTOR_FONT_SIZE = 18  # px; plotly's default is 12
+PROJECTOR_LINE_WIDTH = 3.5  # px; plotly's default is 2
+
+
+def for_projector(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` for a room (presenter mode): larger text, thicker lines, 25% taller."""
+    spec = fig.to_plotly_json()
+    layout = {**spec["layout"], "font": {**spec["layout"].get("font", {}), "size": PROJECTOR_FONT_SIZE}}
+    if "height" in layout:
+        layout["height"] = round(layout["height"] * 1.25)
+    data = [
+        {**trace, "line": {**trace.get("line", {}), "width": PROJECTOR_LINE_WIDTH}}
+        if trace.get("type", "scatter") == "scatter" and "lines" in trace.get("mode", "lines")
+        else trace
+        for trace in spec["data"]
+    ]
+    return from_spec(data, layout)
+
+
 def next_token_bars(
     tokens: Sequence[TokenProb],
     title: str = "Next-token distribution",

@@ -135,3 +135,72 @@ def format_count(value: float) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.3g}{unit}"
     return f"{value:.3g}"
+
+
+# -- what the Chinchilla demo compares ---------------------------------------------------------------------
+
+NAMED_RUNS = (Q3_SMALL, Q3_LARGE, OVERTRAINED)  # drawn on every chart beside the user's run
+
+
+def same_run(a: TrainingRun, b: TrainingRun) -> bool:
+    return math.isclose(a.n_params, b.n_params, rel_tol=1e-6) and math.isclose(a.n_tokens, b.n_tokens, rel_tol=1e-6)
+
+
+def runs_to_show(run: TrainingRun) -> tuple[TrainingRun, ...]:
+    """The named runs, and `run` unless it is one of them (the demo's default is Q3's first option)."""
+    return NAMED_RUNS if any(same_run(run, named) for named in NAMED_RUNS) else (*NAMED_RUNS, run)
+
+
+def budgets(run: TrainingRun) -> dict[str, float]:
+    """The budgets whose iso-compute curves are drawn: the run's, Q3's and 8B × 15T's (FLOPs), each once."""
+    out = {"your budget": run.compute}
+    for name, compute in (("Q3's budget", Q3_SMALL.compute), ("8B × 15T's budget", OVERTRAINED.compute)):
+        if not any(math.isclose(compute, c, rel_tol=1e-3) for c in out.values()):
+            out[name] = compute
+    return out
+
+
+def frontier(budgets_grid: np.ndarray) -> tuple[list[TrainingRun], list[TrainingRun]]:
+    """For each budget: this fit's compute-optimal run, and the 20-tokens-per-parameter rule's."""
+    return [compute_optimal(c) for c in budgets_grid], [rule_of_thumb(c) for c in budgets_grid]
+
+
+def comparison_rows(run: TrainingRun) -> list[dict]:
+    """One row per run (Q3's two options, 8B × 15T, the user's): size, data, compute, loss, the optimum's loss."""
+    rows = []
+    for r in (*NAMED_RUNS, run):
+        rows.append(
+            {
+                "run": r.label,
+                "N": format_count(r.n_params),
+                "D (tokens)": format_count(r.n_tokens),
+                "C (FLOPs)": f"{r.compute:.2e}",
+                "tokens per parameter": round(r.tokens_per_param, 1),
+                "predicted loss": round(r.loss(), 4),
+                "optimum's loss at this C": round(compute_optimal(r.compute).loss(), 4),
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class OvertrainedTwin:
+    """The compute-optimal run that reaches the overtrained 8B × 15T model's loss."""
+
+    compute: float  # FLOPs it needs
+    run: TrainingRun
+
+    @property
+    def training_saving(self) -> float:
+        """How many times less training compute than 8B × 15T."""
+        return OVERTRAINED.compute / self.compute
+
+    @property
+    def serving_cost(self) -> float:
+        """How many times more parameters (cost per generated token) than 8B."""
+        return self.run.n_params / OVERTRAINED.n_params
+
+
+def overtrained_twin() -> OvertrainedTwin:
+    needed = compute_for_loss(OVERTRAINED.loss())
+    return OvertrainedTwin(needed, compute_optimal(needed))

@@ -9,6 +9,8 @@ from pathlib import Path
 # AppTest tests reach every tab of a page in one run (the browser tests' server runs the lazy tabs users get;
 # tests/test_tabs.py checks those in AppTest too).
 os.environ["LLMLAB_EAGER_TABS"] = "1"
+# An unexpected error in a page fails the test (users get a short message instead: ui.frame.shielded).
+os.environ["LLMLAB_RAISE_ERRORS"] = "1"
 # Figures built from plotly JSON (llmlab.plots.from_spec) are checked by plotly in every test that draws one.
 os.environ["LLMLAB_VALIDATE_FIGURES"] = "1"
 

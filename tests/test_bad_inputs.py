@@ -133,7 +133,7 @@ def sft_works(at: AppTest) -> None:
 
 
 def rl_works(at: AppTest) -> None:
-    at.select_slider(key="rl_beta").set_value(1.0).run()
+    at.select_slider(key="rl_sweep_beta").set_value(1.0).run()
     assert_clean(at)
     assert "β = 1 " in chart(at, "rl_sweep_bars")["layout"]["title"]["text"]
 
@@ -208,7 +208,7 @@ def rl_answers(a: str, b: str):
 
 def dpo_own_pair(prompt: str, chosen: str, rejected: str):
     def act(at, ctx):
-        at.selectbox(key="dpo_example").select("Write your own pair…").run()
+        at.selectbox(key="dpo_loss_example").select("Write your own pair…").run()
         at.text_input(key="dpo_own_prompt").set_value(prompt)
         at.text_input(key="dpo_own_chosen").set_value(chosen)
         at.text_input(key="dpo_own_rejected").set_value(rejected).run()
@@ -364,8 +364,8 @@ CASES = [
     url("pt", "url-presenter-maybe", {"presenter": "maybe"}, "'presenter=maybe' is not a valid value"),
     url("sft", "url-steps-zero", {"sft_live_steps": "0"}, "'sft_live_steps' was below its range: set to 5"),
     url("sft", "url-example-unknown", {"sft_mask_example": "🎉"}, "'sft_mask_example=🎉' is not one of the options"),
-    url("rl", "url-beta-1e999", {"rl_beta": "1e999"}, "'rl_beta=1e999' is not a valid value"),
-    url("rl", "url-lr-emoji", {"rl_lr": "🎉"}, "'rl_lr=🎉' is not a valid value"),
+    url("rl", "url-beta-1e999", {"rl_sweep_beta": "1e999"}, "'rl_sweep_beta=1e999' is not a valid value"),
+    url("rl", "url-lr-emoji", {"rl_online_lr": "🎉"}, "'rl_online_lr=🎉' is not a valid value"),
     url("rl", "url-compare-garbage", {"rl_online_compare": "-1,0,abc"}, "'rl_online_compare': ignored -1, abc"),
     url(
         "rl",
@@ -382,13 +382,13 @@ CASES = [
     url(
         "rl",
         "url-beta-extreme-0.001",
-        {"rl_beta": "0.001"},
+        {"rl_sweep_beta": "0.001"},
         "E[reward-model score] goes",
         where="page",
         act=rl_extreme_beta,
     ),
-    url("dpo", "url-beta-1e999", {"dpo_beta": "1e999"}, "β must be a positive number"),
-    url("dpo", "url-beta-between-choices", {"dpo_beta": "0.042"}, "β must be one of the slider's values"),
+    url("dpo", "url-beta-1e999", {"dpo_beta": "1e999"}, "'dpo_beta=1e999' is not a valid value: using 0.1"),
+    url("dpo", "url-beta-between-choices", {"dpo_beta": "0.042"}, "'dpo_beta=0.042' is not one of the options"),
     url("dpo", "url-loss-betas-garbage", {"dpo_loss_betas": "0.1,abc,1e999"}, "'dpo_loss_betas': ignored abc, inf"),
     url("dpo", "url-sweep-betas-none-valid", {"dpo_sweep_betas": ",,abc"}, "Pick at least one β to sweep"),
     # Text boxes and pickers: empty, huge, odd unicode and markup (shown as text, never as HTML).

@@ -97,7 +97,7 @@ def test_a_negative_beta_in_session_state_is_repaired_not_a_traceback(session):
 )
 def test_own_pair_bad_input_gives_a_message(session, prompt, chosen, rejected, message):
     at = open_page()
-    at.selectbox(key="dpo_example").select("Write your own pair…").run()
+    at.selectbox(key="dpo_loss_example").select("Write your own pair…").run()
     at.text_input(key="dpo_own_prompt").input(prompt)
     at.text_input(key="dpo_own_chosen").input(chosen)
     at.text_input(key="dpo_own_rejected").input(rejected).run()

@@ -70,7 +70,7 @@ def test_settings_come_from_the_url_clamped_with_a_notice(session):
     assert at.slider(key="pt_top_p").value == 1.0
     assert at.number_input(key="pt_ch_n").value == 70.0
     assert at.select_slider(key="pt_live_lr").value == 4e-3
-    notices = " ".join(w.value for w in at.warning)
+    notices = " ".join(t.value for t in at.toast)  # one kind of notice on every page (ui/settings.py)
     assert "'pt_temperature' was above its range" in notices and "pt_live_lr=0.5" in notices
 
 

@@ -42,14 +42,14 @@ def test_pipeline_and_beta_slider_move_pi_star_between_pi_ref_and_the_best_answe
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "SFT model" in dot and "Reward model" in dot and "RL policy" in dot and "tiny-sft" in dot
 
-    at.select_slider(key="rl_beta").set_value(1000.0).run()
+    at.select_slider(key="rl_sweep_beta").set_value(1000.0).run()
     bars = chart(at, "rl_sweep_bars")["data"]
     ref, star = array(bars[0]["x"]), array(bars[1]["x"])
     np.testing.assert_allclose(star, ref, atol=0.01)  # β → ∞: π* = π_ref
     kl_large_beta = float(metric(at, "KL (nats)"))
     assert kl_large_beta < 0.01
 
-    at.select_slider(key="rl_beta").set_value(0.001).run()
+    at.select_slider(key="rl_sweep_beta").set_value(0.001).run()
     assert not at.exception
     star = array(chart(at, "rl_sweep_bars")["data"][1]["x"])
     assert max(star) > 0.99  # β → 0: all mass on the highest-reward answer
@@ -58,15 +58,15 @@ def test_pipeline_and_beta_slider_move_pi_star_between_pi_ref_and_the_best_answe
     frontier = chart(at, "rl_sweep_frontier")["data"]
     marker = next(t for t in frontier if t["name"] == "current β (proxy)")
     assert array(marker["x"])[0] == pytest.approx(kl_small_beta, rel=5e-3)  # the current β is marked (3 digits)
-    assert at.query_params["rl_beta"] == "0.001"  # a shareable link
+    assert at.query_params["rl_sweep_beta"] == "0.001"  # a shareable link
 
 
 def test_bad_url_values_and_empty_answers_get_messages(session):
-    at = open_page({"rl_beta": "abc", "rl_kl": "-3"})
-    assert at.select_slider(key="rl_beta").value == 0.1
-    assert at.select_slider(key="rl_kl").value == rlhf.RLRunConfig().beta
+    at = open_page({"rl_sweep_beta": "abc", "rl_online_kl": "-3"})
+    assert at.select_slider(key="rl_sweep_beta").value == 0.1
+    assert at.select_slider(key="rl_online_kl").value == rlhf.RLRunConfig().beta
     notices = " ".join(t.value for t in at.toast)
-    assert "rl_beta=abc" in notices and "rl_kl=-3" in notices
+    assert "rl_sweep_beta=abc" in notices and "rl_online_kl=-3" in notices
     at.text_area(key="rl_score_a").set_value("   ").run()
     assert not at.exception
     assert "Type both answers" in texts(at)
@@ -93,9 +93,9 @@ def test_reward_model_run_shows_trl_loss_accuracy_and_histogram(session):
 def test_online_rl_runs_two_kl_values_side_by_side_then_stop_mid_run(session):
     at = open_page()
     at.radio(key="rl_online_reward").set_value("correctness (verifiable, no reward model)")
-    at.select_slider(key="rl_kl").set_value(0.5)
+    at.select_slider(key="rl_online_kl").set_value(0.5)
     at.multiselect(key="rl_online_compare").set_value([0.0])
-    at.slider(key="rl_steps").set_value(5).run()
+    at.slider(key="rl_online_steps").set_value(5).run()
     at.button(key="rl_online_start").click().run()
     poll_until(at, lambda at: "Finished in" in texts(at))
     kl = chart(at, "rl_online_kl_chart")["data"]
@@ -105,7 +105,7 @@ def test_online_rl_runs_two_kl_values_side_by_side_then_stop_mid_run(session):
     assert list(table["β"]) == ["0.5", "0"]
     assert any("Sampled answers at checkpoints" in m.value for m in at.markdown)
 
-    at.slider(key="rl_steps").set_value(200).run()
+    at.slider(key="rl_online_steps").set_value(200).run()
     at.button(key="rl_online_start").click().run()
     poll_until(at, lambda at: has_chart(at, "rl_online_kl_chart"))
     at.button(key="rl_online_stop").click().run()
@@ -120,7 +120,7 @@ def test_two_sessions_keep_their_own_runs(session):
     a = open_page()
     a.radio(key="rl_online_reward").set_value("correctness (verifiable, no reward model)")
     a.multiselect(key="rl_online_compare").set_value([])
-    a.slider(key="rl_steps").set_value(100).run()
+    a.slider(key="rl_online_steps").set_value(100).run()
     a.button(key="rl_online_start").click().run()
     session["id"] = "rl-tab-b"
     b = open_page()

@@ -11,7 +11,7 @@ import pytest
 from llmlab import dataquality, dpo, reward, rlhf, sft
 from llmlab.pretrain import PretrainConfig
 from tests.conftest import open_page, texts
-from ui.urlstate import Param
+from ui.settings import KEPT, to_url
 
 SFT, RLHF, DPO, PRETRAINING = "pages/2_SFT.py", "pages/3_RLHF.py", "pages/4_DPO.py", "pages/1_Pretraining.py"
 FIRST = "the first option"  # an expected value: the widget's first option
@@ -65,16 +65,16 @@ DEFAULTS = {
         "rl_sweep_k": 32,
         "rl_sweep_temperature": 1.0,
         "rl_sweep_rewrites": True,
-        "rl_beta": 0.1,
+        "rl_sweep_beta": 0.1,
         "rl_online_reward": RM_BIASED,
         "rl_online_compare": [0.0],
-        "rl_kl": RL.beta,
-        "rl_steps": RL.max_steps,
-        "rl_lr": RL.learning_rate,
+        "rl_online_kl": RL.beta,
+        "rl_online_steps": RL.max_steps,
+        "rl_online_lr": RL.learning_rate,
     },
     DPO: {
         "dpo_loss_betas": [0.1, 0.5, 1.0],
-        "dpo_example": FIRST,
+        "dpo_loss_example": FIRST,
         "dpo_beta": DPO_RUN.beta,
         "dpo_steps": DPO_RUN.steps,
         "dpo_lr": DPO_RUN.learning_rate,
@@ -131,16 +131,16 @@ SHARED = {
         "rl_sweep_k": "16",
         "rl_sweep_temperature": "1.3",
         "rl_sweep_rewrites": "0",
-        "rl_beta": "0.01",
+        "rl_sweep_beta": "0.01",
         "rl_online_reward": "correctness (verifiable, no reward model)",
         "rl_online_compare": "0.1,0.5",
-        "rl_kl": "0.2",
-        "rl_steps": "50",
-        "rl_lr": "0.001",
+        "rl_online_kl": "0.2",
+        "rl_online_steps": "50",
+        "rl_online_lr": "0.001",
     },
     DPO: {
         "dpo_loss_betas": "0.01,1",
-        "dpo_example": "Write your own pair…",
+        "dpo_loss_example": "Write your own pair…",
         "dpo_beta": "0.5",
         "dpo_steps": "100",
         "dpo_lr": "0.001",
@@ -176,7 +176,7 @@ BAD = {
         "dpo_sweep_lr": ("1e400", DPO_RUN.learning_rate),
         "dpo_loss_betas": ("0.1,,0.10,x", [0.1]),
         "dpo_cover_kinds": ("capital,🎉", ["capital"]),
-        "dpo_example": ("9" * 500, FIRST),
+        "dpo_loss_example": ("9" * 500, FIRST),
     },
 }
 # Presenter mode: (hidden advanced controls with a non-default value each, controls that stay, a chart that stays).
@@ -188,8 +188,8 @@ PRESENTER = {
         "sft_mask_chart",
     ),
     RLHF: (
-        {"rl_rm_lr": "0.003", "rl_sweep_k": "16", "rl_sweep_temperature": "1.3", "rl_lr": "0.001"},
-        ("rl_beta", "rl_kl", "rl_steps", "rl_rm_biased", "rl_rm_steps", "rl_sweep_rewrites", "rl_online_compare"),
+        {"rl_rm_lr": "0.003", "rl_sweep_k": "16", "rl_sweep_temperature": "1.3", "rl_online_lr": "0.001"},
+        ("rl_sweep_beta", "rl_online_kl", "rl_online_steps", "rl_rm_biased", "rl_rm_steps", "rl_sweep_rewrites", "rl_online_compare"),
         "rl_sweep_bars",
     ),
     DPO: (
@@ -217,14 +217,14 @@ def widget(at, key: str):
 
 def value_of(at, key: str):
     """The widget's value; for a widget its tab did not draw (Chinchilla draws N and D, or N and C), the
-    session's value, which is what the next draw will show."""
+    session's kept value, which is what the next draw will show."""
     found = widget(at, key)
-    return found.value if found is not None else at.session_state[key]
+    return found.value if found is not None else at.session_state[KEPT][key]
 
 
 def as_url(value) -> str:
     """How a widget's value is written in the URL."""
-    return Param("any", 0).format(value)
+    return to_url(value)
 
 
 def expected(at, key: str, value):
@@ -236,23 +236,6 @@ def assert_defaults(at, page: str) -> None:
         value = expected(at, key, default)
         assert value_of(at, key) == value, key
         assert at.query_params[key] == as_url(value), key  # the URL carries the default, not the old value
-
-
-@pytest.mark.parametrize(
-    "raw, value, noticed",
-    [
-        ("0.01,1", (0.01, 1.0), False),
-        ("1,0.01", (0.01, 1.0), False),  # kept in the options' order
-        ("1e-2,0.10,1,1", (0.01, 0.1, 1.0), False),  # any spelling of an option; repeats once
-        ("", (), False),  # an empty selection is a selection
-        ("0.1,x,nan,inf,-1,1e999", (0.1,), True),
-    ],
-)
-def test_a_multiselect_link_keeps_the_known_options(raw, value, noticed):
-    betas = Param("betas", (0.1,), choices=(0.01, 0.1, 0.5, 1.0))
-    parsed, notice = betas.parse(raw)
-    assert parsed == value and (notice is not None) == noticed
-    assert betas.parse(betas.format(list(parsed)))[0] == parsed  # a widget's list round-trips
 
 
 @pytest.mark.parametrize("page", [PRETRAINING, SFT, RLHF, DPO])
@@ -304,3 +287,9 @@ def test_presenter_mode_hides_the_advanced_controls_but_keeps_their_values(page)
     assert not at.exception, [e.message for e in at.exception]
     for key, raw in hidden.items():
         assert as_url(widget(at, key).value) == raw, key  # back on screen with the link's value
+
+
+def test_a_link_shared_before_a_setting_was_renamed_still_sets_it():
+    at = open_page(RLHF, {"rl_beta": "0.01", "rl_kl": "0.2"})  # the names before ui.settings.RENAMED
+    assert widget(at, "rl_sweep_beta").value == 0.01 and widget(at, "rl_online_kl").value == 0.2
+    assert at.query_params["rl_sweep_beta"] == "0.01" and "rl_beta" not in at.query_params  # the new name now

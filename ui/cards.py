@@ -8,14 +8,13 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import nullcontext
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from llmlab.lessons import Lesson, load_lessons
-from ui.shell import presenter
+from ui.shell import TAB_KEY_PREFIX, presenter
 from ui.text import md_escape
 
 
@@ -25,10 +24,10 @@ def lessons() -> dict[str, Lesson]:
     return load_lessons()
 
 
-def lesson_layout(lesson_id: str, try_it: Mapping[str, str] | None = None) -> DeltaGenerator:
+def lesson_layout(lesson_id: str) -> DeltaGenerator:
     """Draw the whole card of one lesson around an empty "Live demo" area, and return that area: the page fills
-    it after its heavy imports (`with area: demo()`), so the card can be read meanwhile. `try_it` maps a Q&A id
-    to a hint."""
+    it afterwards (`with area: demo_tabs(...)`), so the card can be read while the demo loads. Each question
+    shows its "Try it" hint (lessons/try-it/), with a button that opens the demo tab it names."""
     lesson = lessons()[lesson_id]
     st.title(lesson.title)
     st.caption(" · ".join(lesson.tags))
@@ -41,7 +40,7 @@ def lesson_layout(lesson_id: str, try_it: Mapping[str, str] | None = None) -> De
         st.subheader("Live demo")
         area = st.container()
     with qa_col:
-        render_questions(lesson, try_it or {})
+        render_questions(lesson)
 
     st.divider()
     # On a projector the card's long text folds away; the demo and the questions stay in view.
@@ -82,13 +81,27 @@ def _card_body(lesson: Lesson) -> None:
         st.caption("This card lists no resources.")
 
 
-def render_questions(lesson: Lesson, try_it: Mapping[str, str]) -> None:
+def render_questions(lesson: Lesson) -> None:
     st.subheader("Think it through")
     for number, qa in enumerate(lesson.qas, start=1):
         with st.expander(f"Q{number}. {md_escape(qa.question)}"):
             _paragraphs(qa.answer)
-        if qa.id in try_it:
-            st.caption(f"🧪 Try it: {try_it[qa.id]}")
+        hint = lesson.try_it_for(qa.id)
+        if hint is not None:
+            st.caption(f"🧪 Try it in “{md_escape(hint.tab)}”: {md_escape(hint.text)}")
+            st.button(
+                f"Open “{hint.tab}”",
+                key=f"try_{qa.id}",
+                type="tertiary",
+                icon=":material/arrow_forward:",
+                on_click=_open_tab,
+                args=(lesson.id, hint.tab),
+            )
+
+
+def _open_tab(page: str, label: str) -> None:
+    """A "Try it" button: open the page's demo tab that shows the question (the tab's state is in the URL)."""
+    st.session_state[f"{TAB_KEY_PREFIX}{page}"] = label
 
 
 def _paragraphs(text: str) -> None:

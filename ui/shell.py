@@ -1,19 +1,23 @@
 """The light part of every page, drawn before any heavy import: page config, navigation, presenter mode.
 
 A page script calls `begin_page()` first, then (for a lesson page) `ui.cards.lesson_layout()`, and only then
-imports torch, transformers and trl. Streamlit streams elements as the script makes them, so on a server that
-has just started the sidebar, the card and its questions are on screen in about a second, while the live demo
-(seconds of imports and model loading the first time) fills in below "Live demo". This module imports only
-streamlit and the project's text helpers; `ui.frame.page_frame()` later puts the model picker into the slot
-`begin_page()` returns.
+its demo (`ui.frame.demo_tabs`), which waits for the server's warm-up (ui/warm.py) to have imported torch,
+transformers and trl. Streamlit streams elements as the script makes them, so on a server that has just
+started the sidebar, the card and its questions are on screen in about a second, while the live demo fills in
+below "Live demo". This module imports only streamlit and the project's light helpers; `ui.frame` later puts
+the model picker into the slot `begin_page()` returns.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
+
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from ui.urlstate import Param, publish, restore
+from ui import warm
+from ui.settings import KEPT, RESTORED, SettingsForm, option
 
 PAGES = (
     ("app.py", "Home: the pipeline", "🏠"),
@@ -22,7 +26,18 @@ PAGES = (
     ("pages/3_RLHF.py", "3 · RLHF", "⚖️"),
     ("pages/4_DPO.py", "4 · DPO", "🎯"),
 )
-PRESENTER = Param("presenter", False)
+
+
+@dataclass(frozen=True)
+class ShellSettings:
+    presenter: bool = option(
+        "Presenter mode",
+        False,
+        help="Larger text and charts for a projector; advanced controls hidden; also ?presenter=1.",
+    )
+
+
+PRESENTER_KEY = "presenter"  # ShellSettings' one key (no prefix): ?presenter=1
 # Each page's widget keys start with its prefix, so "Reset this page" knows what is the page's.
 KEY_PREFIXES = {"Pre-training": "pt_", "Supervised fine-tuning": "sft_", "RLHF": "rl_", "DPO": "dpo_"}
 TAB_KEY_PREFIX = "tab_"  # the demo tabs' keys (ui.frame.demo_tabs): the open tab, also a URL parameter
@@ -40,23 +55,27 @@ _PRESENTER_CSS = """
 
 def reset_page(prefix: str) -> None:
     """Stop the page's runs, forget its settings and results, and drop them from the URL."""
-    from ui.runs import session_jobs
-
-    jobs = session_jobs()
-    for key in [k for k in jobs if k.startswith(prefix)]:
-        jobs.pop(key).stop()
-    for key in [
-        k for k in st.session_state if str(k).startswith(prefix) or str(k).startswith(f"_url_restored_{prefix}")
-    ]:
+    runs = sys.modules.get("ui.runs")  # not imported yet (warm-up still running): this session has no runs
+    if runs is not None:
+        jobs = runs.session_jobs()
+        for key in [k for k in jobs if k.startswith(prefix)]:
+            jobs.pop(key).stop()
+    for key in [k for k in st.session_state if str(k).startswith(prefix)]:
         del st.session_state[key]
-    for key in [k for k in st.query_params if k != PRESENTER.key and not k.startswith(TAB_KEY_PREFIX)]:
+    kept = st.session_state.get(KEPT, {})
+    for key in [k for k in kept if k.startswith(prefix)]:
+        del kept[key]
+    st.session_state[RESTORED] = {p for p in st.session_state.get(RESTORED, set()) if not p.startswith(prefix)}
+    for key in [k for k in st.query_params if k != PRESENTER_KEY and not k.startswith(TAB_KEY_PREFIX)]:
         del st.query_params[key]  # (the open tab stays open, and in the URL)
 
 
 def begin_page(title: str, icon: str = "🧪") -> DeltaGenerator:
-    """Set up the page and the light part of its sidebar; return the sidebar slot for the model picker."""
+    """Set up the page and the light part of its sidebar; return the sidebar slot for the model picker. The first
+    page run on a server also starts its warm-up (ui/warm.py)."""
+    warm.start()
     st.set_page_config(page_title=f"{title} · LLM Training Lab", page_icon=icon, layout="wide")
-    restore([PRESENTER], page="frame")
+    shell = SettingsForm(ShellSettings, "")
     with st.sidebar:
         st.markdown("### LLM Training Lab")
         for path, label, page_icon in PAGES:
@@ -64,11 +83,7 @@ def begin_page(title: str, icon: str = "🧪") -> DeltaGenerator:
         st.divider()
         model_slot = st.container()
         st.divider()
-        st.toggle(
-            "Presenter mode",
-            key=PRESENTER.key,
-            help="Larger text and charts for a projector; advanced controls hidden; also ?presenter=1.",
-        )
+        shell.widget(PRESENTER_KEY)
         prefix = KEY_PREFIXES.get(title)
         if prefix:
             st.button(
@@ -79,19 +94,13 @@ def begin_page(title: str, icon: str = "🧪") -> DeltaGenerator:
                 icon=":material/restart_alt:",
                 help="Stop this page's runs and put every setting back to its default.",
             )
-    publish([PRESENTER])
+    shell.done()
     if presenter():
         st.html(_PRESENTER_CSS)
     return model_slot
 
 
 def presenter() -> bool:
-    """Whether this session shows the page for a projector."""
-    return bool(st.session_state.get(PRESENTER.key, False))
-
-
-def show_advanced() -> bool:
-    """Draw the advanced controls (learning rates, batch sizes, sample counts, sampling temperature)? Not in
-    presenter mode. Each is a `urlstate.Param`, so a hidden one keeps its value (URL or default) in session_state,
-    and the page reads it from there: `if show_advanced(): st.slider(..., key=P.key)`, then `st.session_state[P.key]`."""
-    return not presenter()
+    """Whether this session shows the page for a projector (then advanced settings are hidden: ui/settings.py)."""
+    value = st.session_state.get(PRESENTER_KEY)
+    return bool(value if value is not None else st.session_state.get(KEPT, {}).get(PRESENTER_KEY, False))

@@ -1,0 +1,1 @@
+"""The DPO page's demos (pages/4_DPO.py)."""

@@ -1,0 +1,1 @@
+"""The pre-training page's demos (pages/1_Pretraining.py)."""

@@ -1,0 +1,1 @@
+"""The RLHF page's demos (pages/3_RLHF.py)."""

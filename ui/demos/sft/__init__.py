@@ -1,0 +1,1 @@
+"""The SFT page's demos (pages/2_SFT.py)."""

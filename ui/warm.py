@@ -1,0 +1,150 @@
+"""The server's warm-up: every heavy import and the first model loads, once per process, in one background
+thread, in a fixed order, before any page needs them.
+
+Why one thread: transformers and trl import most of their names lazily, and their modules import each other.
+When several script threads (a room opening the link at once on a fresh server) make the first import of them
+together, Python's per-module import locks can hand one thread a module that another is still initialising,
+and the page fails with e.g. `ImportError: cannot import name 'SFTConfig' from 'trl'`. Here one thread makes
+every first import; a page waits for the stage it needs (`wait`), after which its own imports of those modules
+are dictionary lookups. The same holds for first use that is not thread-safe: plotly's lazily loaded
+templates, the shared models (loaded once into `ui.models.shared_model`'s cache).
+
+The warm-up starts with the first script run on the server (`ui/__init__.py`: a page has no earlier hook),
+in two stages, so the first demo does not wait for the trainers:
+1. "the model": torch, transformers' model and tokenizer classes, plotly, the pure demos' modules; then the
+   default model is loaded and one figure is built;
+2. "the trainers": trl, peft, datasets and every other demo module (ui/demos/, walked); then the RLHF and DPO
+   pages' start model and the bundled reward models are loaded.
+A session that arrives meanwhile sees the card at once, and its demo as soon as the stage it needs is done.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("llmlab.warmup")
+
+MODEL, TRAINERS = 0, 1  # the stages, in order
+DEMOS_PACKAGE = "ui.demos"
+WAIT_LIMIT_S = 600.0  # a stage that takes longer than this is reported as failed to the waiting page
+
+
+def _load_default_model() -> None:
+    from llmlab.modeling import DEFAULT_MODEL, pick_device
+    from llmlab.plots import next_token_bars
+    from llmlab.nexttoken import TokenProb
+    from ui.models import configure_torch, shared_model
+
+    configure_torch()
+    shared_model(DEFAULT_MODEL, pick_device())
+    next_token_bars([TokenProb(0, "a", 1.0)], title="warm-up")  # loads plotly's template once, in one thread
+
+
+def _load_start_models() -> None:
+    from llmlab.modeling import pick_device
+    from ui.models import start_model
+    from ui.demos.rlhf.reward_models import default_reward_model
+
+    start = start_model(pick_device())
+    for biased in (False, True):
+        default_reward_model(start.name, start.device, biased)
+
+
+def _demo_modules() -> tuple[str, ...]:
+    package = importlib.import_module(DEMOS_PACKAGE)
+    return tuple(m.name for m in pkgutil.walk_packages(package.__path__, f"{DEMOS_PACKAGE}.") if not m.ispkg)
+
+
+@dataclass
+class Stage:
+    name: str
+    modules: tuple[str, ...] | Callable[[], tuple[str, ...]]
+    then: Callable[[], None]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    seconds: float | None = None
+
+
+STAGES = (
+    Stage(
+        "the model",
+        (
+            "torch",
+            "transformers",
+            "llmlab.modeling",
+            "llmlab.nexttoken",
+            "llmlab.plots",
+            "llmlab.scaling",
+            "ui.models",
+            "ui.demos.pretraining.explorer",
+            "ui.demos.pretraining.timeline",
+            "ui.demos.pretraining.chinchilla",
+        ),
+        _load_default_model,
+    ),
+    Stage("the trainers", lambda: ("trl", "peft", "datasets", *_demo_modules()), _load_start_models),
+)
+
+_start_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def start() -> None:
+    """Start the warm-up once per process (idempotent, cheap: every page calls it)."""
+    global _thread
+    with _start_lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_run, name="llmlab-warmup", daemon=True)
+            _thread.start()
+
+
+def _run() -> None:
+    begun = time.perf_counter()
+    for stage in STAGES:
+        try:
+            modules = stage.modules() if callable(stage.modules) else stage.modules
+            for name in modules:
+                importlib.import_module(name)
+            stage.then()
+        except BaseException as err:  # noqa: BLE001  (reported to every page that waits for it)
+            log.exception("warm-up: %s failed", stage.name)
+            stage.error = err
+        stage.seconds = time.perf_counter() - begun
+        stage.done.set()
+        log.info("warm-up: %s ready after %.1f s", stage.name, stage.seconds)
+
+
+class WarmUpError(RuntimeError):
+    """A stage of the warm-up failed or did not finish in time; the page shows a short message."""
+
+
+def stage_of(module: str) -> int:
+    """The stage after which `module` may be imported: the one that lists it, else the last."""
+    listed = STAGES[MODEL].modules
+    return MODEL if module in listed else len(STAGES) - 1
+
+
+def ready(stage: int) -> bool:
+    return all(s.done.is_set() for s in STAGES[: stage + 1])
+
+
+def wait(stage: int, timeout_s: float = WAIT_LIMIT_S) -> None:
+    """Block until `stage` (and the stages before it) are done; raise WarmUpError if one failed."""
+    start()
+    deadline = time.monotonic() + timeout_s
+    for s in STAGES[: stage + 1]:
+        if not s.done.wait(max(0.0, deadline - time.monotonic())):
+            raise WarmUpError(f"The server is still loading {s.name} after {timeout_s:.0f} s.")
+        if s.error is not None:
+            raise WarmUpError(f"The server could not load {s.name}: {s.error}") from s.error
+
+
+def status() -> list[tuple[str, float | None]]:
+    """(stage, seconds after the warm-up began when it was done; None while it is not) for each stage."""
+    return [(s.name, s.seconds if s.done.is_set() else None) for s in STAGES]
