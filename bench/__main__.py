@@ -34,7 +34,7 @@ from llmlab.threadenv import set_thread_env
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 LATEST = BENCH / "LATEST.md"
-LAST = ("cold_start", "load_test")  # after the page benchmarks: they start their own servers
+LAST = ("cold_start", "stampede", "load_test")  # after the page benchmarks: they start their own servers
 
 
 def module_names() -> list[str]:

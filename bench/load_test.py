@@ -53,6 +53,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from bench.report import Row, print_table
 from llmlab.threadenv import THREAD_ENV
+from ui.frame import FRIENDLY_ERROR  # an unexpected error, caught and shown as a short message
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -69,6 +70,8 @@ PRESENTER_SLIDER = "pt_live_lr"
 DPO_TAB_QUERY = urllib.parse.urlencode({"tab_dpo": "Live DPO"})  # the tab with the β slider
 PRESENTER_LABEL = f"{PRESENTER_SLIDER} (training session)"  # its moves queue behind the live panel's redraws
 TRAINING_STEP = re.compile(r"Step ([\d,]+): loss")  # the live panel's caption (pages/1_Pretraining.py)
+
+CHARTS = ("plotly_chart", "graphviz_chart")  # what counts as a demo's chart having arrived
 
 # Targets of issue 7 (for 30 sessions; the same ones are shown for smaller N).
 MAX_P95_S = 1.0
@@ -229,6 +232,7 @@ class Session:
         self.first_step_at = 0.0  # when (perf_counter) the live panel first showed a step
         self.auto_rerun_started = 0  # how many run_every fragments the server asked this session to poll
         self.headings_at: dict[str, float] = {}  # heading text -> when it first arrived (perf_counter)
+        self.first_chart_at: float | None = None  # when the first chart (plotly or graphviz) arrived
         # The runs seen (received at, what), for error reports: enough for a minute of 0.5 s redraws.
         self.trace: collections.deque[tuple[float, str]] = collections.deque(maxlen=400)
         self._ws: Any = None
@@ -457,8 +461,12 @@ class Session:
         proto = getattr(element, kind)
         if kind == "heading":
             self.headings_at.setdefault(proto.body, received)
+        elif kind in CHARTS:
+            self.first_chart_at = self.first_chart_at or received
         elif kind == "exception":
             self.errors.append(f"{self.name}: the app showed a traceback: {proto.type}: {proto.message[:200]}")
+        elif kind == "alert" and proto.body.startswith(FRIENDLY_ERROR):
+            self.errors.append(f"{self.name}: the app showed an error: {proto.body[:200]}")
         elif kind == "markdown":
             found = TRAINING_STEP.search(proto.body)
             if found:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmlab.pages")
 
 EAGER_TABS_ENV = "LLMLAB_EAGER_TABS"  # "1": every tab's content runs on every rerun (the AppTest suite's mode)
+FRIENDLY_ERROR = "Something went wrong"  # how `shielded`'s message begins (the load test counts it as an error)
 RAISE_ERRORS_ENV = "LLMLAB_RAISE_ERRORS"  # "1": errors reach Streamlit (the test suite: a bug must fail a test)
 
 # How a demo module's tab redraws (its module's REDRAW; FRAGMENT if it says nothing):
@@ -61,7 +62,7 @@ def shielded(what: str) -> Iterator[None]:
         reference = secrets.token_hex(3)
         log.exception("%s failed (reference %s)", what, reference)
         st.error(
-            f"Something went wrong in {what}. Reload the page to try again; if it happens again, tell the "
+            f"{FRIENDLY_ERROR} in {what}. Reload the page to try again; if it happens again, tell the "
             f"presenter (reference {reference}: the details are in the server's log).",
             icon="⚠️",
         )

@@ -37,8 +37,8 @@ WAIT_LIMIT_S = 600.0  # a stage that takes longer than this is reported as faile
 
 def _load_default_model() -> None:
     from llmlab.modeling import DEFAULT_MODEL, pick_device
-    from llmlab.plots import next_token_bars
     from llmlab.nexttoken import TokenProb
+    from llmlab.plots import next_token_bars
     from ui.models import configure_torch, shared_model
 
     configure_torch()
@@ -48,8 +48,8 @@ def _load_default_model() -> None:
 
 def _load_start_models() -> None:
     from llmlab.modeling import pick_device
-    from ui.models import start_model
     from ui.demos.rlhf.reward_models import default_reward_model
+    from ui.models import start_model
 
     start = start_model(pick_device())
     for biased in (False, True):
