@@ -21,6 +21,10 @@ from llmlab.threadenv import set_thread_env  # noqa: E402
 set_thread_env()  # before torch loads
 
 import pytest  # noqa: E402
+from streamlit import config as streamlit_config  # noqa: E402
+
+# .streamlit/config.toml hides error details from attendees; a failing test must show them.
+streamlit_config.set_option("client.showErrorDetails", "full")
 
 
 @pytest.fixture(scope="session")
