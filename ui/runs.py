@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import pandas as pd
 import streamlit as st
 
-from llmlab.jobs import Job
+if TYPE_CHECKING:  # light at import: the explorer (warm-up stage 1) keeps figures without the trainers' imports
+    from llmlab.jobs import Job
 
 REDRAW_S = 0.5
 T = TypeVar("T")
@@ -139,6 +139,8 @@ def run_panel(
 
 def metrics_download(job: Job, key: str) -> None:
     """Every finished run's per-step metrics as a CSV download."""
+    import pandas as pd
+
     rows = job.snapshot()
     if rows:
         st.download_button(
