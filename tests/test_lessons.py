@@ -1,7 +1,7 @@
 """lessons/*.md parse into complete Lesson objects whose text is the concept cards' text, section by section.
 
-Run: pytest tests/test_lessons.py. The fidelity tests read the original cards from <repo>/../shared/ and skip
-where that file is absent; the structural tests need only lessons/.
+Run: pytest tests/test_lessons.py. The fidelity tests compare them with the concept cards as they were delivered,
+kept verbatim in lessons/source-cards.txt.
 """
 
 import ast
@@ -13,7 +13,7 @@ import pytest
 from llmlab.lessons import LESSONS_DIR, SECTIONS, Lesson, load_lesson, load_lessons
 
 LESSON_IDS = ["pretraining", "sft", "rlhf", "dpo"]
-SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "concept-cards.txt"
+SOURCE = LESSONS_DIR / "source-cards.txt"  # the cards as delivered, verbatim
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,6 @@ def lessons() -> dict[str, Lesson]:
 @pytest.fixture(scope="module")
 def source_cards() -> list[list[str]]:
     """The cards of the source text, each as its non-empty, whitespace-stripped lines."""
-    if not SOURCE.is_file():
-        pytest.skip(f"source concept cards not found at {SOURCE}")
     lines = [line.strip() for line in SOURCE.read_text(encoding="utf-8").splitlines() if line.strip()]
     # A card is: title line, tags line, then "One-line intuition" (its first section).
     starts = [i - 2 for i, line in enumerate(lines) if line == "One-line intuition"]
@@ -171,3 +169,22 @@ def test_hard_wrapped_paragraphs_and_optional_resources(tmp_path: Path) -> None:
     lesson = load_lesson("pretraining", directory)
     assert lesson.intuition == load_lesson("pretraining").intuition
     assert lesson.resources == ()
+
+
+def test_every_try_it_hint_belongs_to_a_question_of_its_card(lessons):
+    for lesson in lessons.values():
+        assert lesson.try_it, lesson.id  # every card has hints (lessons/try-it/<id>.md)
+        ids = {qa.id for qa in lesson.qas}
+        for hint in lesson.try_it:
+            assert hint.qa_id in ids and hint.tab and hint.text, hint
+        assert lesson.try_it_for(lesson.try_it[0].qa_id) == lesson.try_it[0]
+
+
+def test_a_try_it_heading_without_a_tab_is_an_error(tmp_path):
+    (tmp_path / "try-it").mkdir()
+    (tmp_path / "try-it" / "x.md").write_text("# hints\n\n## x-q1 without a tab\n\nDo this.\n")
+    from llmlab.lessons import load_try_it
+
+    with pytest.raises(ValueError, match="question id"):
+        load_try_it("x", tmp_path)
+    assert load_try_it("nothing-here", tmp_path) == ()
