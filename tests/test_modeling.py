@@ -81,7 +81,7 @@ def test_smollm2_without_its_package_is_not_offered_and_says_how_to_install(monk
     reason=f"the optional SmolLM2 package is not installed ({modeling.SMOLLM2_INSTALL})",
 )
 def test_smollm2_is_offered_converted_once_and_knows_paris():
-    """The real pretrained model (DESIGN.md): converted from the package's GGUF into a plain folder once
+    """The real pretrained model (README: SmolLM2): converted from the package's GGUF into a plain folder once
     (~25 s the first time), then loaded like any local folder."""
     assert modeling.SMOLLM2 in modeling.available_models()
     loaded = load_model(modeling.SMOLLM2, "cpu")
