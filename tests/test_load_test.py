@@ -25,6 +25,7 @@ from bench.load_test import (
 from tests.browser_server import streamlit_server
 
 PER_PAGE = 2
+pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")

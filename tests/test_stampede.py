@@ -7,8 +7,12 @@ log must hold no traceback. (Before the warm-up of ui/warm.py, 1 to 4 of 10 such
 "ImportError: cannot import name ..." from transformers' and trl's lazy modules.) No timing is asserted.
 """
 
+import pytest
+
 from bench.cold_start import page_names
 from bench.stampede import stampede
+
+pytestmark = pytest.mark.server
 
 
 def test_ten_sessions_arriving_together_on_a_fresh_server_all_draw_their_page():
