@@ -12,6 +12,8 @@ Four flavours, one per experiment on the SFT page:
   with filler phrases, bare words, lower case, missing periods and a few wrong facts.
 - `wrong_fact_pairs()`  the polished set with the capitals of a few countries confidently wrong.
 
+`examples_by_kind()` picks one polished pair of each kind (the SFT page's loss-mask examples).
+
 Pairs convert to trl's conversational prompt/completion rows with `to_trl_rows()`.
 
     pairs = polished_pairs()                  # ~350 Instruction(prompt, response, kind, country, answer)
@@ -167,6 +169,15 @@ def polished_pairs(seed: int = 0, n_arithmetic: int = 60, n_stories: int = 20, n
     pairs += [code_pair(rng) for _ in range(n_code)]
     rng.shuffle(pairs)
     return pairs
+
+
+def examples_by_kind(seed: int = 0) -> dict[str, Instruction]:
+    """The first polished pair of each kind, labelled "kind: instruction" (one example of every kind of pair)."""
+    examples: dict[str, Instruction] = {}
+    for pair in polished_pairs(seed):
+        if pair.kind not in {p.kind for p in examples.values()}:
+            examples[f"{pair.kind}: {pair.prompt}"] = pair
+    return examples
 
 
 def held_out_questions() -> list[Instruction]:

@@ -17,7 +17,7 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import datasets
@@ -48,6 +48,9 @@ datasets.disable_caching()  # every run maps a fresh in-memory data set; nothing
 logging.getLogger("trl").setLevel(logging.ERROR)  # trl warns once per process about tokenizer details
 
 IGNORE = -100  # label value the loss skips (PyTorch's cross_entropy ignore_index, trl's mask value)
+# The learning rates the SFT page offers: from trl's default neighbourhood (2e-5, barely moves this 1M model)
+# through the useful 1e-3..1e-2 to rates whose loss becomes NaN (above ~1), which the page lets one try.
+LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 100.0)
 
 
 class SFTInputError(ValueError):
@@ -274,6 +277,11 @@ class ChatAnswer:
     text: str  # the greedy answer, without the end-of-text token
     stopped: bool  # ended with the end-of-text token (a chat model must learn to stop)
 
+    @property
+    def shown(self) -> str:
+        """The answer as a table shows it: an answer that never stopped says so."""
+        return self.text.strip() + ("" if self.stopped else " …(no end token)")
+
 
 def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
     """The chat prompt "<|user|>question<|assistant|>" as token ids (the model's own chat template)."""
@@ -334,6 +342,11 @@ class HeldOutScore:
         usable = [c and w for c, w in zip(self.correct, self.well_formed, strict=True)]
         return sum(usable) / max(1, len(usable))
 
+    @property
+    def rates(self) -> tuple[float, float, float]:
+        """(right fact, house format, both): the three shares the comparison charts show."""
+        return self.accuracy, self.format_rate, self.usable_rate
+
 
 def is_correct(pair: Instruction, answer: ChatAnswer) -> bool:
     """The answer's first sentence names the expected fact as a whole word."""
@@ -357,6 +370,17 @@ def score_held_out(
         correct=tuple(is_correct(q, a) for q, a in zip(questions, answers, strict=True)),
         well_formed=tuple(is_well_formed(q, a) for q, a in zip(questions, answers, strict=True)),
     )
+
+
+def held_out_answers(columns: Mapping[str, HeldOutScore], marked: HeldOutScore | None = None) -> dict[str, list]:
+    """The held-out questions beside each score's answers (one column per label), plus a "right?" column of
+    ✅/❌ for the `marked` score's answers."""
+    table: dict[str, list] = {"held-out question": [q.prompt for q in held_out_questions()]}
+    for label, score in columns.items():
+        table[label] = [answer.shown for answer in score.answers]
+    if marked is not None:
+        table["right?"] = ["✅" if correct else "❌" for correct in marked.correct]
+    return table
 
 
 # -- one run ------------------------------------------------------------------------------------------------
@@ -547,6 +571,39 @@ def _comparison_work(
     return work
 
 
+def loss_by_run(metrics: Sequence[dict], arms: Sequence[ArmResult]) -> dict[str, tuple[list, list]]:
+    """Each arm's logged training loss, {label: (steps, losses)}, in run order; an arm still training (no
+    ArmResult yet) is labelled "run N (training…)"."""
+    labels = {arm.run: arm.label for arm in arms}
+    rows = [m for m in metrics if "loss" in m]
+    series = {}
+    for run in sorted({int(m["run"]) for m in rows}):
+        steps = [m["step"] for m in rows if m["run"] == run]
+        losses = [m["loss"] for m in rows if m["run"] == run]
+        series[labels.get(run, f"run {run + 1} (training…)")] = (steps, losses)
+    return series
+
+
+def arm_rows(arms: Sequence[ArmResult]) -> list[dict[str, str]]:
+    """One row per arm: what it trained (parameters, share, time), where it ended, and whether the original
+    weights moved (the LoRA vs full table)."""
+    rows = []
+    for arm in arms:
+        run = arm.result
+        rows.append(
+            {
+                "method": arm.label,
+                "trainable parameters": f"{run.trainable_params:,}",
+                "% of all": f"{run.trainable_params / run.total_params:.2%}",
+                "train time (s)": f"{run.wall_s:.1f}",
+                "final loss (nats/token)": f"{run.losses[-1]:.3f}" if run.losses else "",
+                "held-out accuracy": f"{run.after.accuracy:.0%}",
+                "largest change of an original weight": f"{arm.base_change:.2e}",
+            }
+        )
+    return rows
+
+
 def polished_fact_pairs(n: int, seed: int = 0) -> list[Instruction]:
     """The first n polished fact pairs (the quality arm compares like with like: facts only)."""
     return [p for p in polished_pairs(seed) if p.kind in ANSWER_FORMATS][:n]
@@ -621,6 +678,20 @@ class WrongFactsResult:
     before: tuple[FactProbe, ...]
     after: tuple[FactProbe, ...]
     run: SFTRun  # its held-out scores show the other countries are still answered from pre-training
+
+    def table(self) -> dict[str, list[str]]:
+        """Each country taught a wrong capital: both capitals, their probabilities before and after, and the
+        greedy answer after SFT."""
+        before, after = self.before, self.after
+        return {
+            "country": [p.country for p in after],
+            "true / taught": [f"{p.right} / {p.wrong}" for p in after],
+            "P(wrong) before": [f"{p.p_wrong:.2%}" for p in before],
+            "P(wrong) after": [f"{p.p_wrong:.2%}" for p in after],
+            "P(true) before": [f"{p.p_right:.2%}" for p in before],
+            "P(true) after": [f"{p.p_right:.2%}" for p in after],
+            "answer after SFT": [p.answer for p in after],
+        }
 
 
 @dataclass(frozen=True)

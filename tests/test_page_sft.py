@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from llmlab import sft
+from llmlab.instructions import examples_by_kind
 from tests.test_pages import array, figure, run_page
 
 PAGE = "pages/2_SFT.py"
@@ -67,6 +68,17 @@ def test_mask_tab_shows_trls_mask_and_the_stated_loss_difference(tiny_base):
     at.toggle(key="sft_mask_every_token").set_value(True).run()
     html = chips_html(at)
     assert html.count(IN_LOSS) == sum(every.in_loss) == len(every.ids)  # trl's labels: every token
+
+
+def test_choosing_an_example_fills_both_text_boxes_and_typing_your_own_keeps_them():
+    at = run_page(PAGE)
+    label, pair = list(examples_by_kind().items())[2]
+    at.selectbox(key="sft_mask_example").set_value(label).run()
+    assert at.text_area(key="sft_mask_prompt").value == pair.prompt
+    assert at.text_area(key="sft_mask_response").value == pair.response
+    assert at.query_params["sft_mask_example"] == label  # the link names the example shown
+    at.selectbox(key="sft_mask_example").set_value("Type your own…").run()
+    assert not at.exception and at.text_area(key="sft_mask_prompt").value == pair.prompt
 
 
 @pytest.mark.parametrize(

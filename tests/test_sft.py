@@ -13,6 +13,7 @@ from llmlab.instructions import (
     HELD_OUT_COUNTRIES,
     TRAIN_COUNTRIES,
     WRONG_FACT_COUNTRIES,
+    examples_by_kind,
     held_out_questions,
     mediocre_pairs,
     polished_pairs,
@@ -56,6 +57,15 @@ def test_wrong_fact_pairs_change_only_the_chosen_capitals():
     for p, w in changed:
         assert w.response == p.response.replace(p.answer, taught[p.country]) != p.response
     assert all(taught[name] != c.capital for c in TRAIN_COUNTRIES for name in taught if c.name == name)
+
+
+def test_examples_by_kind_are_the_first_polished_pair_of_each_kind():
+    examples = examples_by_kind()
+    kinds = [pair.kind for pair in examples.values()]
+    assert sorted(kinds) == sorted({p.kind for p in polished_pairs()})  # each kind once
+    for label, pair in examples.items():
+        assert label == f"{pair.kind}: {pair.prompt}"
+        assert pair == next(p for p in polished_pairs() if p.kind == pair.kind)
 
 
 # -- the mask and the loss ------------------------------------------------------------------------------
@@ -237,3 +247,85 @@ def test_huge_learning_rate_stops_the_run_with_a_clear_message(tiny_base):
     job = Job("t", work).start()
     job.join()
     assert job.status == "failed" and "NaN" in job.error and "learning rate is too high" in job.error
+
+
+# -- the page's tables, built from results ----------------------------------------------------------------
+
+
+def _score(texts: list[str], stopped: bool = True) -> sft.HeldOutScore:
+    """A held-out score whose answers are `texts` (cycled over the 30 questions), scored as the run scores."""
+    questions = held_out_questions()
+    answers = [sft.ChatAnswer(q.prompt, texts[n % len(texts)], stopped) for n, q in enumerate(questions)]
+    return sft.HeldOutScore(
+        answers=tuple(answers),
+        correct=tuple(sft.is_correct(q, a) for q, a in zip(questions, answers, strict=True)),
+        well_formed=tuple(sft.is_well_formed(q, a) for q, a in zip(questions, answers, strict=True)),
+    )
+
+
+def _run(after: sft.HeldOutScore, losses=(2.0, 1.25), trainable: int = 250, total: int = 1000) -> sft.SFTRun:
+    return sft.SFTRun(_score(["no idea"], stopped=False), after, tuple(losses), 3.04, trainable, total, len(losses))
+
+
+def test_an_answer_that_never_stopped_says_so():
+    assert sft.ChatAnswer("q", " Paris. ", True).shown == "Paris."
+    assert sft.ChatAnswer("q", " Paris Paris", False).shown == "Paris Paris …(no end token)"
+
+
+def test_held_out_answers_table_has_a_column_per_score_and_marks_the_right_ones():
+    questions = held_out_questions()
+    right = _score([f"The capital of {q.country} is {q.answer}." for q in questions])
+    wrong = _score(["Paris"], stopped=False)
+    assert right.rates == (right.accuracy, right.format_rate, right.usable_rate)
+    table = sft.held_out_answers({"before SFT": wrong, "after SFT": right}, marked=right)
+    assert list(table) == ["held-out question", "before SFT", "after SFT", "right?"]
+    assert table["held-out question"] == [q.prompt for q in questions]
+    assert table["before SFT"] == ["Paris …(no end token)"] * len(questions)
+    assert table["after SFT"][0] == right.answers[0].text
+    assert table["right?"] == ["✅" if c else "❌" for c in right.correct] and "✅" in table["right?"]
+    assert list(sft.held_out_answers({"only": wrong})) == ["held-out question", "only"]  # no marks asked for
+
+
+def test_loss_by_run_labels_finished_arms_and_the_one_still_training():
+    metrics = [
+        {"run": 0, "step": 1, "loss": 3.0},
+        {"run": 0, "step": 2, "loss": 2.0},
+        {"run": 0, "step": 2, "grad_norm": 1.0},  # no loss: not a point of the curve
+        {"run": 1, "step": 1, "loss": 2.5},
+    ]
+    arms = [sft.ArmResult(0, "full fine-tuning", _run(_score(["x"])), 0.1)]
+    series = sft.loss_by_run(metrics, arms)
+    assert series == {"full fine-tuning": ([1, 2], [3.0, 2.0]), "run 2 (training…)": ([1], [2.5])}
+    assert sft.loss_by_run([], []) == {}
+
+
+def test_arm_rows_summarise_each_arm():
+    full = sft.ArmResult(0, "full fine-tuning", _run(_score(["x"]), trainable=1000), 0.0123)
+    lora = sft.ArmResult(1, "LoRA r=4", _run(_score(["x"]), losses=(), trainable=25), 0.0)
+    rows = sft.arm_rows([full, lora])
+    assert rows[0] == {
+        "method": "full fine-tuning",
+        "trainable parameters": "1,000",
+        "% of all": "100.00%",
+        "train time (s)": "3.0",
+        "final loss (nats/token)": "1.250",
+        "held-out accuracy": "0%",
+        "largest change of an original weight": "1.23e-02",
+    }
+    assert rows[1]["% of all"] == "2.50%" and rows[1]["final loss (nats/token)"] == ""  # stopped before a log
+    assert float(rows[1]["largest change of an original weight"]) == 0.0
+
+
+def test_wrong_facts_table_shows_before_and_after_per_country():
+    before = (sft.FactProbe("France", "Paris", "Tokyo", 0.9, 0.001, "The capital of France is Paris."),)
+    after = (sft.FactProbe("France", "Paris", "Tokyo", 0.05, 0.8, "The capital of France is Tokyo."),)
+    table = sft.WrongFactsResult(before, after, _run(_score(["x"]))).table()
+    assert table == {
+        "country": ["France"],
+        "true / taught": ["Paris / Tokyo"],
+        "P(wrong) before": ["0.10%"],
+        "P(wrong) after": ["80.00%"],
+        "P(true) before": ["90.00%"],
+        "P(true) after": ["5.00%"],
+        "answer after SFT": ["The capital of France is Tokyo."],
+    }
