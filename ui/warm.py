@@ -13,8 +13,9 @@ The warm-up starts with the first script run on the server (`ui/__init__.py`: a 
 in two stages, so the first demo does not wait for the trainers:
 1. "the model": torch, transformers' model and tokenizer classes, plotly, the pure demos' modules; then the
    default model is loaded and one figure is built;
-2. "the trainers": trl, peft, datasets and every other demo module (ui/demos/, walked); then the RLHF and DPO
-   pages' start model and the bundled reward models are loaded.
+2. "the trainers": trl, peft, datasets and every other demo module (ui/demos/, walked).
+Then, without holding anyone up, the RLHF and DPO pages' start model and the bundled reward models are loaded
+(a page that needs one meanwhile waits for that load through the cache's own lock, never loads it twice).
 A session that arrives meanwhile sees the card at once, and its demo as soon as the stage it needs is done.
 """
 
@@ -88,8 +89,9 @@ STAGES = (
         ),
         _load_default_model,
     ),
-    Stage("the trainers", lambda: ("trl", "peft", "datasets", *_demo_modules()), _load_start_models),
+    Stage("the trainers", lambda: ("trl", "peft", "datasets", *_demo_modules()), lambda: None),
 )
+PRELOAD = _load_start_models  # after the stages: nothing waits for it
 
 _start_lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -118,6 +120,10 @@ def _run() -> None:
         stage.seconds = time.perf_counter() - begun
         stage.done.set()
         log.info("warm-up: %s ready after %.1f s", stage.name, stage.seconds)
+    try:
+        PRELOAD()
+    except Exception:  # noqa: BLE001  (a page that needs the model loads it itself and shows its error)
+        log.exception("warm-up: preloading the start and reward models failed")
 
 
 class WarmUpError(RuntimeError):
