@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from bench.report import Row, print_table  # noqa: E402
-from llmlab import dpo, preferences  # noqa: E402
+from llmlab import dpo, dpo_experiments, preferences  # noqa: E402
 from llmlab.jobs import Job  # noqa: E402
 from llmlab.modeling import bundled_models, load_model, trainable_copy  # noqa: E402
 
@@ -114,7 +114,7 @@ def run(quick: bool = False) -> list[Row]:
 
     default = dpo.DPOSettings()
     cpu = time.process_time()
-    job = Job("bench-dpo", dpo.dpo_work(start, train, heldout, default, preferences.true_reward))
+    job = Job("bench-dpo", dpo_experiments.dpo_work(start, train, heldout, default, preferences.true_reward))
     job.start().join()
     assert job.status == "done", job.error
     outcome, cpu = job.result, time.process_time() - cpu
@@ -138,11 +138,11 @@ def run(quick: bool = False) -> list[Row]:
     cpu = time.process_time()
     sweep = Job(
         "bench-sweep",
-        dpo.sweep_work(
+        dpo_experiments.sweep_work(
             start,
             train,
             heldout,
-            dpo.DPOSettings(steps=sweep_steps, batch_size=dpo.SWEEP_BATCH_SIZE),
+            dpo.DPOSettings(steps=sweep_steps, batch_size=dpo_experiments.SWEEP_BATCH_SIZE),
             reward_fn=preferences.true_reward,
         ),
     )
@@ -151,7 +151,7 @@ def run(quick: bool = False) -> list[Row]:
     cpu = time.process_time() - cpu
     rows.append(
         Row(
-            f"β sweep, 5 β × {sweep_steps} steps of {dpo.SWEEP_BATCH_SIZE} pairs (training + evaluation)",
+            f"β sweep, 5 β × {sweep_steps} steps of {dpo_experiments.SWEEP_BATCH_SIZE} pairs (training + evaluation)",
             "<= 90 s",
             f"{sweep.elapsed_s:.1f} s wall, {cpu:.1f} s CPU",
             ok=sweep.elapsed_s <= 90 if not quick else None,

@@ -1,4 +1,4 @@
-"""DPO on a real tiny model: the loss drawn, the implicit reward of one pair, trl's DPOTrainer run live, a β sweep.
+"""The DPO core: the loss and its gradient weight, the implicit reward of a pair, and trl's DPOTrainer run.
 
 Follows Rafailov et al. 2023 ("Your Language Model is Secretly a Reward Model") and trl 1.16's `DPOTrainer`
 with its default `loss_type="sigmoid"`. For a pair (prompt x, chosen y_w, rejected y_l):
@@ -12,23 +12,20 @@ with its default `loss_type="sigmoid"`. For a pair (prompt x, chosen y_w, reject
 
 Log-probs are summed over the answer's tokens (and its end-of-text token), tokenized exactly as trl does, so
 `score_pairs(...)` reproduces trl's logged `loss`, `rewards/*` and `logps/*` for the same batch
-(tests/test_dpo.py checks it). `drift_from_reference` measures the drift β is meant to limit: the exact
-per-token KL(π ‖ π_ref) summed along answers sampled from π. The page (pages/4_DPO.py) runs the `*_work`
-functions in background `Job`s: `dpo_work` (one live run), `sweep_work` (one run per β),
-`annotator_work` (one run per labeller) and `rlhf_frontier_work` (the RLHF page's pipeline, scored alike).
+(tests/test_dpo.py checks it). How a trained policy is then scored (held-out pairs, KL, sampled answers) is
+`llmlab.policy_eval`; the DPO page's experiments (live run, β sweep, offline limit, single annotator, DPO vs
+RLHF) are `llmlab.dpo_experiments`.
 
     run = train_dpo(start, train_pairs, DPOSettings(beta=0.1, steps=50))   # start: a LoadedModel (tiny-sft)
-    report = compare_on("held-out", run.policy, run.reference, start.tokenizer, heldout_pairs, true_reward)
-    report.accuracy_after, report.kl, report.reward_after     # e.g. 0.6, 0.3 nats, 0.85
+    [score] = score_pairs(run.policy, run.reference, start.tokenizer, [pair])
+    score.margin, score.reward_chosen(0.1), score.loss(0.1)
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import functools
 import hashlib
-import io
 import json
 import math
 import tempfile
@@ -36,29 +33,23 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from llmlab.jobs import DivergedError, Job, JobCallback, TaggedJob
+from llmlab.jobs import DivergedError, Job, JobCallback
 from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit
 from llmlab.preferences import question_text
 from llmlab.trainargs import demo_trainer_args
 
 Pair = Mapping[str, Any]  # {"prompt", "chosen", "rejected"}: strings, or chat messages as trl accepts them
-RewardFn = Callable[[str, str], float]  # (prompt text, answer text) -> the preference data's true reward
 
 BETA_CHOICES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)  # the page's log slider
-SWEEP_BETAS = (0.01, 0.05, 0.1, 0.5, 1.0)
-# Pairs per step in the β sweep: half the live run's 8, so 5 β × 150 steps take ~70 s instead of ~100 s on 2
-# cores. Adam's step size does not depend on the batch, so the drift per step (what β limits) is alike;
-# measured at 150 steps, lr 2e-4: KL 3.75 / 3.25 / 3.07 / 2.22 / 1.78 nats for β 0.01 / 0.05 / 0.1 / 0.5 / 1
-# (batch 8: 4.71 / 5.23 / 4.37 / 1.84 / 2.04, noisier and not monotone).
-SWEEP_BATCH_SIZE = 4
+SWEEP_BETAS = (0.01, 0.05, 0.1, 0.5, 1.0)  # the β sweep's default five
 LOG_KEYS = (  # trl's per-step metrics the live charts draw
     "loss",
     "rewards/chosen",
@@ -68,6 +59,9 @@ LOG_KEYS = (  # trl's per-step metrics the live charts draw
     "logps/chosen",
     "logps/rejected",
 )
+# A DPO loss starts at log 2 (policy = reference: every margin is 0). A run whose recent losses average above
+# twice that is overshooting (llmlab.jobs.overshooting): the learning rate, or the β, is too high.
+OVERSHOOT_LOSS = 2 * math.log(2)
 
 
 class PairError(ValueError):
@@ -128,11 +122,6 @@ def settings_problems(beta: float, steps: int, learning_rate: float, batch_size:
     if not (isinstance(batch_size, int) and batch_size >= 1):
         problems.append(f"The batch size must be at least 1 (got {batch_size!r}).")
     return problems
-
-
-def nearest_beta(beta: float) -> float:
-    """The slider choice closest to `beta` on a log scale (β must already be positive)."""
-    return min(BETA_CHOICES, key=lambda b: abs(math.log(b) - math.log(beta)))
 
 
 # -- the loss, drawn ---------------------------------------------------------------------------------------
@@ -388,159 +377,6 @@ def batch_metrics(scores: Sequence[PairScore], beta: float) -> dict[str, float]:
     }
 
 
-def heldout_accuracy(scores: Sequence[PairScore]) -> float:
-    """Preference accuracy: the share of pairs whose implicit reward ranks the chosen answer above the rejected
-    one (margin > 0; a tie counts one half), i.e. trl's `rewards/accuracies` on pairs it never trained on.
-
-    The reference ties every pair with itself, so the start model scores exactly 50%: chance. Raw log-probs
-    would not do here: they mostly reflect length and phrasing (a padded answer costs hundreds of nats),
-    not which answer is right."""
-    wins = sum(1.0 if s.margin > 0 else 0.5 if s.margin == 0 else 0.0 for s in scores)
-    return wins / max(1, len(scores))
-
-
-# -- sampling, KL to the reference, true reward --------------------------------------------------------------
-
-
-@torch.no_grad()
-def sample_answers(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompt_ids: Sequence[list[int]],
-    max_new_tokens: int = 24,
-    seed: int = 0,
-    greedy: bool = False,
-) -> list[list[int]]:
-    """Answer tokens (up to and including EOS) for each prompt, sampled at temperature 1 or greedy.
-
-    Our own batched loop with a private torch.Generator: `generate()` would draw from torch's global RNG,
-    which other sessions' training threads share."""
-    device = _device(model)
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    prompts = [list(p)[-(context_limit(model) - max_new_tokens) :] for p in prompt_ids]
-    width = max(len(p) for p in prompts)
-    n = len(prompts)
-    # Left-pad so every row's next token is at the last position; position ids skip the padding.
-    ids = torch.full((n, width), pad, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :] = torch.tensor(p)
-        mask[i, width - len(p) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    answers: list[list[int]] = [[] for _ in range(n)]
-    done = torch.zeros(n, dtype=torch.bool)
-    was_training = model.training
-    model.eval()
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    step_ids, cache = ids, None
-    try:
-        for _ in range(max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
-            cache = out.cache  # keys/values of everything so far: each step feeds one new token
-            logits = out.logits[:, -1].float().cpu()
-            if greedy:
-                next_ids = logits.argmax(dim=-1)
-            else:
-                next_ids = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
-            for i in range(n):
-                if not done[i]:
-                    answers[i].append(int(next_ids[i]))
-                    done[i] = int(next_ids[i]) == eos
-            if bool(done.all()):
-                break
-            step_ids = next_ids.to(device).unsqueeze(1)  # (n, 1)
-            positions = positions[:, -1:] + 1
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=device)], dim=1)
-    finally:
-        model.train(was_training)
-    return answers
-
-
-@torch.no_grad()
-def per_token_kl(
-    policy: PreTrainedModel,
-    reference: PreTrainedModel,
-    prompts: Sequence[list[int]],
-    answers: Sequence[list[int]],
-    pad_id: int,
-) -> torch.Tensor:
-    """Σ_t KL(π(·|x, y_<t) ‖ π_ref(·|x, y_<t)) over each answer's positions: (N,) nats per answer.
-
-    With answers sampled from π this is an unbiased, low-variance estimate of the sequence-level
-    KL(π ‖ π_ref) that RLHF penalises (the exact per-token KL, summed along the sampled path)."""
-    device = _device(policy)
-    seqs = [p + a for p, a in zip(prompts, answers, strict=True)]
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(seqs), width), dtype=torch.long)
-    predicts_answer = torch.zeros((len(seqs), width), dtype=torch.bool)  # position t predicts an answer token
-    for i, (p, s) in enumerate(zip(prompts, seqs, strict=True)):
-        ids[i, : len(s)] = torch.tensor(s)
-        attention[i, : len(s)] = 1
-        predicts_answer[i, len(p) - 1 : len(s) - 1] = True
-    ids, attention = ids.to(device), attention.to(device)
-    was_training = policy.training
-    policy.eval()
-    try:
-        log_p = torch.log_softmax(policy(input_ids=ids, attention_mask=attention).logits.float(), dim=-1).cpu()
-    finally:
-        policy.train(was_training)
-    log_q = torch.log_softmax(reference(input_ids=ids, attention_mask=attention).logits.float(), dim=-1).cpu()
-    kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1)  # (N, T)
-    return (kl * predicts_answer).sum(dim=1)
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    kl: float  # mean Σ_t KL(π‖π_ref) over sampled answers, nats per answer
-    reward: float | None  # mean true reward of the sampled answers (None without a reward function)
-    samples: list[tuple[str, str]]  # (prompt, answer) for a few of them
-
-
-def drift_from_reference(
-    policy: PreTrainedModel,
-    reference: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    pairs: Sequence[Pair],
-    reward_fn: RewardFn | None = None,
-    seed: int = 0,
-    max_new_tokens: int = 24,
-) -> DriftReport:
-    """Sample one answer per pair's prompt from the policy; KL to the reference and the true reward on them."""
-    prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs]
-    answers = sample_answers(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if reference is policy:  # the start model against itself: KL is 0, skip two forward passes
-        kl = torch.zeros(len(answers))
-    else:
-        kl = per_token_kl(policy, reference, prompts, answers, pad)
-    texts = [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
-    questions = [prompt_text(pair) for pair in pairs]
-    reward = None
-    if reward_fn is not None:
-        reward = sum(reward_fn(q, t) for q, t in zip(questions, texts, strict=True)) / len(texts)
-    return DriftReport(kl=float(kl.mean()), reward=reward, samples=list(zip(questions, texts, strict=True))[:8])
-
-
-def kl_to_reference(
-    policy: PreTrainedModel,
-    reference: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    pairs: Sequence[Pair],
-    seed: int = 0,
-) -> float:
-    """Mean KL(π ‖ π_ref) in nats per answer, on answers the policy samples for these pairs' prompts."""
-    return drift_from_reference(policy, reference, tokenizer, pairs, seed=seed).kl
-
-
-def greedy_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]) -> list[str]:
-    prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs]
-    answers = sample_answers(model, tokenizer, prompts, greedy=True)
-    return [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
-
-
 # -- training with trl -------------------------------------------------------------------------------------
 
 
@@ -701,369 +537,3 @@ class _MetricsLog(JobCallback):
         if logs and "train_runtime" not in logs:
             self.metrics.append({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
         return control
-
-
-# -- what the page runs in background jobs -------------------------------------------------------------------
-
-
-def unique_prompts(pairs: Sequence[Pair]) -> list[Pair]:
-    """One pair per distinct prompt, in order: sampling-based measures count each question once."""
-    seen: dict[str, Pair] = {}
-    for pair in pairs:
-        seen.setdefault(repr(pair["prompt"]), pair)
-    return list(seen.values())
-
-
-@dataclass(frozen=True)
-class SplitReport:
-    """The start model (= reference) against the trained policy on one set of held-out pairs."""
-
-    name: str
-    accuracy_before: float  # heldout_accuracy of the reference
-    accuracy_after: float  # heldout_accuracy of the policy
-    kl: float  # KL(π‖π_ref) on answers sampled for these pairs' prompts, nats per answer
-    reward_before: float | None  # true reward of answers sampled from the reference
-    reward_after: float | None  # ... and from the policy
-    logp_chosen: tuple[float, float] = (0.0, 0.0)  # mean log π(chosen) of the pairs, (reference, policy), nats
-    logp_rejected: tuple[float, float] = (0.0, 0.0)  # mean log π(rejected), (reference, policy)
-
-
-def compare_on(
-    name: str,
-    policy: PreTrainedModel,
-    reference: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    pairs: Sequence[Pair],
-    reward_fn: RewardFn | None = None,
-    seed: int = 0,
-) -> SplitReport:
-    """Held-out preference accuracy, KL and true reward of `policy` against its `reference` on these pairs."""
-    prompts = unique_prompts(pairs)
-    scores = score_pairs(policy, reference, tokenizer, pairs)
-    drift = drift_from_reference(policy, reference, tokenizer, prompts, reward_fn, seed)
-    reward_before = None
-    if reward_fn is not None:
-        reward_before = drift_from_reference(reference, reference, tokenizer, prompts, reward_fn, seed).reward
-    n = len(scores)
-    return SplitReport(
-        name=name,
-        accuracy_before=0.5,  # heldout_accuracy of the reference against itself: every margin is 0
-        accuracy_after=heldout_accuracy(scores),
-        kl=drift.kl,
-        reward_before=reward_before,
-        reward_after=drift.reward,
-        logp_chosen=(sum(s.reference_chosen for s in scores) / n, sum(s.policy_chosen for s in scores) / n),
-        logp_rejected=(sum(s.reference_rejected for s in scores) / n, sum(s.policy_rejected for s in scores) / n),
-    )
-
-
-@dataclass
-class DPOOutcome:
-    """A finished live run: the trained policy (kept for the other tabs) and its before/after evaluation."""
-
-    run: DPORun
-    heldout: SplitReport  # policy vs start model on held-out pairs
-    answers: list[dict[str, str]]  # question, before, after (greedy)
-    wall_s: float  # the whole job: training plus evaluation
-
-
-def dpo_work(
-    start: LoadedModel,
-    train_pairs: Sequence[Pair],
-    heldout_pairs: Sequence[Pair],
-    settings: DPOSettings,
-    reward_fn: RewardFn | None = None,
-    answer_questions: int = 6,
-) -> Callable[[Job], DPOOutcome]:
-    """The live run as a Job's work function: train, then compare policy and start model on held-out pairs."""
-
-    def work(job: Job) -> DPOOutcome:
-        started = time.perf_counter()
-        run = train_dpo(start, train_pairs, settings, job)
-        tok = start.tokenizer
-        heldout = compare_on("held-out pairs", run.policy, run.reference, tok, heldout_pairs, reward_fn)
-        shown = unique_prompts(heldout_pairs)[:answer_questions]
-        answers = [
-            {"question": prompt_text(p), "before (start model)": b, "after DPO": a}
-            for p, b, a in zip(
-                shown, greedy_answers(run.reference, tok, shown), greedy_answers(run.policy, tok, shown), strict=True
-            )
-        ]
-        return DPOOutcome(run=run, heldout=heldout, answers=answers, wall_s=time.perf_counter() - started)
-
-    return work
-
-
-@dataclass
-class CoverageOutcome:
-    """A run trained only on some groups of questions, scored on held-out pairs of every group."""
-
-    run: DPORun
-    covered: tuple[str, ...]  # the groups the training pairs came from
-    train_pairs: int
-    reports: list[SplitReport]  # one per group, named after it
-
-
-def coverage_work(
-    start: LoadedModel,
-    train_pairs: Sequence[Pair],
-    eval_pairs: Sequence[Pair],
-    settings: DPOSettings,
-    group_of: Callable[[Pair], str],
-    covered: Sequence[str],
-    reward_fn: RewardFn | None = None,
-) -> Callable[[Job], CoverageOutcome]:
-    """The offline limit as a Job's work function: DPO on the pairs of the `covered` groups only (e.g. capital
-    questions), then held-out accuracy, KL and true reward per group. DPO never samples its own answers, so
-    on groups its pairs do not reach nothing steers it: whatever moves there is a side effect."""
-    subset = [p for p in train_pairs if group_of(p) in covered]
-    if not subset:
-        raise PairError("No training pair is about the chosen kind of question: pick at least one kind.")
-
-    def work(job: Job) -> CoverageOutcome:
-        run = train_dpo(start, subset, settings, job)
-        groups = list(dict.fromkeys(group_of(p) for p in eval_pairs))
-        reports = [
-            compare_on(
-                group,
-                run.policy,
-                run.reference,
-                start.tokenizer,
-                [p for p in eval_pairs if group_of(p) == group],
-                reward_fn,
-            )
-            for group in groups
-        ]
-        return CoverageOutcome(run=run, covered=tuple(covered), train_pairs=len(subset), reports=reports)
-
-    return work
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    beta: float
-    steps: int  # steps actually run
-    learning_rate: float
-    seed: int
-    heldout_accuracy: float  # share of held-out pairs the policy's implicit reward ranks right
-    reference_accuracy: float  # the same for the start model (0.5: it ties every pair)
-    kl: float  # KL(π‖π_ref), nats per sampled answer
-    reward: float | None  # mean true reward of answers sampled from the policy
-    reference_reward: float | None  # ... and from the start model
-    final_loss: float
-    logp_chosen_start: float  # trl's logps/chosen at the first and last step (nats per answer)
-    logp_chosen_end: float
-    train_s: float
-    wall_s: float  # training + evaluation of this β
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def sweep_work(
-    start: LoadedModel,
-    train_pairs: Sequence[Pair],
-    heldout_pairs: Sequence[Pair],
-    settings: DPOSettings,
-    betas: Sequence[float] = SWEEP_BETAS,
-    reward_fn: RewardFn | None = None,
-) -> Callable[[Job], list[SweepPoint]]:
-    """The β sweep as a Job's work function: one DPO run per β, same seed, data and steps.
-
-    Each step is logged with its β (`job.log(beta=..., step=..., loss=...)`) so the page can show progress;
-    each finished β is a `job.note(point=SweepPoint)`. Stop ends the sweep after the current step."""
-    for beta in betas:  # fail before any training, not at the third β
-        problems = settings_problems(beta, settings.steps, settings.learning_rate, settings.batch_size)
-        if problems:
-            raise SettingsError(" ".join(problems))
-
-    def work(job: Job) -> list[SweepPoint]:
-        points: list[SweepPoint] = []
-        for beta in betas:
-            if job.should_stop:
-                break
-            started = time.perf_counter()
-            run_settings = DPOSettings(
-                beta=beta,
-                steps=settings.steps,
-                learning_rate=settings.learning_rate,
-                batch_size=settings.batch_size,
-                seed=settings.seed,
-            )
-            run = train_dpo(start, train_pairs, run_settings, TaggedJob(job, beta=beta))
-            if job.should_stop and run.steps_done < settings.steps:
-                break  # a half-trained β would be a misleading point
-            report = compare_on("held-out pairs", run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
-            point = SweepPoint(
-                beta=beta,
-                steps=run.steps_done,
-                learning_rate=settings.learning_rate,
-                seed=settings.seed,
-                heldout_accuracy=report.accuracy_after,
-                reference_accuracy=report.accuracy_before,
-                kl=report.kl,
-                reward=report.reward_after,
-                reference_reward=report.reward_before,
-                final_loss=run.metrics[-1]["loss"],
-                logp_chosen_start=run.metrics[0]["logps/chosen"],
-                logp_chosen_end=run.metrics[-1]["logps/chosen"],
-                train_s=run.train_s,
-                wall_s=time.perf_counter() - started,
-            )
-            points.append(point)
-            job.note(point)
-        return points
-
-    return work
-
-
-def sweep_csv(points: Sequence[SweepPoint]) -> str:
-    """The sweep as CSV text, one row per β (for the page's download button)."""
-    out = io.StringIO()
-    names = [f.name for f in fields(SweepPoint)]
-    writer = csv.DictWriter(out, fieldnames=names)
-    writer.writeheader()
-    for point in points:
-        writer.writerow(point.row())
-    return out.getvalue()
-
-
-# -- a single annotator ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LabellerResult:
-    """How a policy ranks held-out pairs after DPO on one labeller's picks (implicit rewards, ties count ½)."""
-
-    name: str
-    agrees_right: float  # share of pairs where the policy prefers the right answer
-    agrees_longer: float  # share of pairs (of unequal length) where it prefers the longer answer
-    reward: float | None  # share of sampled answers that are right (true reward)
-    steps: int
-    train_s: float
-    examples: list[str]  # a few greedy answers
-
-
-def longer_preference(scores: Sequence[PairScore], pairs: Sequence[Pair]) -> float:
-    """Share of pairs whose implicit reward favours the longer answer (pairs of equal length are skipped)."""
-    wins, n = 0.0, 0
-    for score, pair in zip(scores, pairs, strict=True):
-        chosen, rejected = len(answer_text(pair["chosen"])), len(answer_text(pair["rejected"]))
-        if chosen == rejected:
-            continue
-        margin = score.margin if chosen > rejected else -score.margin  # > 0: the longer one is favoured
-        wins += 1.0 if margin > 0 else 0.5 if margin == 0 else 0.0
-        n += 1
-    return wins / max(1, n)
-
-
-def annotator_work(
-    start: LoadedModel,
-    labellers: Mapping[str, Sequence[Pair]],
-    eval_pairs: Sequence[Pair],
-    settings: DPOSettings,
-    reward_fn: RewardFn | None = None,
-) -> Callable[[Job], list[LabellerResult]]:
-    """One DPO run per labeller (same answer pairs and settings; only who picked "chosen" differs), then how
-    each policy ranks held-out pairs whose `chosen` is the right answer. The first result is the start model."""
-    prompts = unique_prompts(eval_pairs)
-
-    def measure(name: str, model: PreTrainedModel, steps: int, train_s: float) -> LabellerResult:
-        scores = score_pairs(model, start.model, start.tokenizer, eval_pairs)
-        reward = drift_from_reference(model, start.model, start.tokenizer, prompts, reward_fn).reward
-        examples = greedy_answers(model, start.tokenizer, prompts[:4])
-        return LabellerResult(
-            name, heldout_accuracy(scores), longer_preference(scores, eval_pairs), reward, steps, train_s, examples
-        )
-
-    def work(job: Job) -> list[LabellerResult]:
-        results = [measure(f"{start.name} (start)", start.model, 0, 0.0)]
-        for index, (name, pairs) in enumerate(labellers.items()):
-            if job.should_stop:
-                break
-            run = train_dpo(start, pairs, settings, TaggedJob(job, labeller=index))
-            if job.should_stop and run.steps_done < settings.steps:
-                break
-            result = measure(name, run.policy, run.steps_done, run.train_s)
-            results.append(result)
-            job.note(result)
-        return results
-
-    return work
-
-
-# -- DPO vs RLHF on one frontier ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FrontierPoint:
-    """One trained policy on the reward-vs-KL plane, with what it cost to get there."""
-
-    method: str  # "DPO" or "RLHF (reward model + RLOO)"
-    beta: float  # DPO's β, or RLHF's KL coefficient: the same β of max E[r] − β·KL in both derivations
-    kl: float  # KL(π‖π_ref) on answers sampled for held-out pairs' prompts, nats per answer
-    reward: float | None  # share of those answers that are right (true reward)
-    reference_reward: float | None
-    train_s: float  # wall time of the policy's own training
-    extra_s: float  # wall time of what it needed first (RLHF: the reward model), 0 for DPO
-    models_in_memory: int  # models held while training
-
-
-def rlhf_models_in_memory(beta: float, reward_model: bool) -> int:
-    """Models RLOO holds while training: the policy, a frozen reference when β > 0 (for the KL penalty), and
-    the reward model when the reward is learned (RLOO needs no value model, unlike PPO)."""
-    return 1 + (beta > 0) + reward_model
-
-
-def rlhf_point(
-    run: Any, start: LoadedModel, heldout_pairs: Sequence[Pair], reward_fn: RewardFn | None, extra_s: float = 0.0
-) -> FrontierPoint:
-    """An `llmlab.rlhf.RLRun` (the RLHF page's online runs) scored exactly like the DPO policies."""
-    report = compare_on("held-out pairs", run.policy, start.model, start.tokenizer, heldout_pairs, reward_fn)
-    learned = run.config.reward == "reward model"
-    return FrontierPoint(
-        method="RLHF (reward model + RLOO)" if learned else "RL on the true reward (RLOO)",
-        beta=run.config.beta,
-        kl=report.kl,
-        reward=report.reward_after,
-        reference_reward=report.reward_before,
-        train_s=run.seconds,
-        extra_s=extra_s,
-        models_in_memory=rlhf_models_in_memory(run.config.beta, learned),
-    )
-
-
-def rlhf_frontier_work(
-    start: LoadedModel,
-    heldout_pairs: Sequence[Pair],
-    betas: Sequence[float],
-    rl_steps: int = 30,
-    reward_fn: RewardFn | None = None,
-) -> Callable[[Job], list[FrontierPoint]]:
-    """The RLHF page's pipeline at several β, scored exactly like the DPO runs: train a reward model on the same
-    preference pairs (trl RewardTrainer), then online RL from the same start model (trl RLOOTrainer, KL
-    coefficient β), then KL and true reward on the same held-out prompts with the same estimator."""
-    from llmlab.reward import RewardRunConfig, train_reward_model
-    from llmlab.rlhf import RLRunConfig, run_rl
-
-    configs = [RLRunConfig(beta=beta, max_steps=rl_steps) for beta in betas]
-    for config in configs:
-        config.check()  # fail before any training
-
-    def work(job: Job) -> list[FrontierPoint]:
-        started = time.perf_counter()
-        reward_run = train_reward_model(start, RewardRunConfig())
-        reward_s = time.perf_counter() - started
-        points: list[FrontierPoint] = []
-        for config in configs:
-            if job.should_stop:
-                break
-            run = run_rl(start, reward_run, config, job)
-            if job.should_stop and len(run.history) < config.max_steps:
-                break
-            point = rlhf_point(run, start, heldout_pairs, reward_fn, extra_s=reward_s)
-            points.append(point)
-            job.note(point)
-        return points
-
-    return work

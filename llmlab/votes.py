@@ -24,10 +24,8 @@ pool changes.
     receipt = store.cast(Vote(vote_uuid=new_vote_uuid(), voter_id="v1", pair_id=pairs[0].pair_id, choice="a"))
     store.count(), store.agreement().rate, store.export_trl()   # [{"prompt", "chosen", "rejected"}, ...]
 
-Training on the room (the RLHF and DPO pages' "Vote as a room" tab): `room_preferences(store, voter_id)`
-selects the trl rows to learn from (everyone's, or one voter's), and `room_reward_work` / `room_dpo_work` are
-background-job work functions that train on them and on as many shipped pairs, both scored on the shipped
-held-out pairs. They import torch and trl only when called, so the store stays light.
+Training on the votes (the RLHF and DPO pages' "Vote as a room" tab) is `llmlab.vote_training`: this module
+never imports torch, so voting alone stays light.
 """
 
 from __future__ import annotations
@@ -44,12 +42,11 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -72,12 +69,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, make_url
 
-if TYPE_CHECKING:  # the training helpers import these lazily: voting alone never loads torch
-    from llmlab.dpo import DPOSettings
-    from llmlab.jobs import Job
-    from llmlab.modeling import LoadedModel
-    from llmlab.reward import RewardRunConfig
-
 CHOICES = ("a", "b", "tie", "both_bad")
 CHOICE_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both bad"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +77,6 @@ BUSY_TIMEOUT_S = 30.0  # how long a SQLite writer waits for the lock before givi
 CONNECT_TIMEOUT_S = 5  # PostgreSQL: a wrong host fails in seconds, not minutes
 WRITE_ATTEMPTS = 3  # cast retries transient errors (lock timeout, dropped connection): safe, it is idempotent
 MAX_ID_LENGTH = 64
-MIN_TRAINING_PAIRS = 8  # fewer A/B votes than this: the training buttons explain instead of training
 
 DATA_DIR_ENV = "LLMLAB_DATA_DIR"
 DATABASE_URL_ENV = "LLMLAB_DATABASE_URL"
@@ -701,142 +691,3 @@ def _stored(row) -> StoredVote:
         choice=row.choice,
         created_at=created,
     )
-
-
-# --- training on the room's votes ---------------------------------------------------------------------------
-
-
-class NotEnoughVotesError(VoteStoreError):
-    """Too few A/B votes to train on; the message says how many there are and how many are needed."""
-
-
-@dataclass(frozen=True)
-class RoomPreferences:
-    """The votes a training run learns from: trl rows from each voter's latest A/B vote per pair."""
-
-    rows: list[dict[str, str]]  # {"prompt", "chosen", "rejected"}
-    votes: int  # latest votes considered (one per voter and pair)
-    left_out: int  # of those, ties and both-bad votes: they say neither answer is better, so no pair
-    voter_id: str | None  # one voter's votes only (single annotator), or None for everyone's
-
-    @property
-    def name(self) -> str:
-        return "the room's votes" if self.voter_id is None else f"{self.voter_id}'s votes (single annotator)"
-
-    @property
-    def enough(self) -> bool:
-        return len(self.rows) >= MIN_TRAINING_PAIRS
-
-    def check(self) -> None:
-        if not self.enough:
-            who = "this voter has" if self.voter_id else "the room has"
-            raise NotEnoughVotesError(
-                f"Training needs at least {MIN_TRAINING_PAIRS} A/B votes; {who} {len(self.rows)} "
-                f"({self.left_out} tie / both-bad votes are not training pairs). Vote on more pairs first."
-            )
-
-
-def room_preferences(store: VoteStore, voter_id: str | None = None) -> RoomPreferences:
-    """Everyone's votes (`voter_id=None`) or one voter's, as trl rows; ties and both-bad votes are left out."""
-    latest = store.latest_votes(voter_id)
-    rows = store.export_trl(voter_id)
-    return RoomPreferences(rows=rows, votes=len(latest), left_out=len(latest) - len(rows), voter_id=voter_id)
-
-
-def sampled_pairs(
-    loaded: LoadedModel, prompts: Sequence[str], seed: int = 0, rounds: int = 4, max_new_tokens: int = 24
-) -> list[Pair]:
-    """Two different answers per prompt sampled from `loaded` (temperature 1, a private seeded generator, so every
-    replica samples the same pairs and names them the same). The SFT model often samples the same answer twice:
-    up to `rounds` draws per prompt, and a prompt whose answers never differed is left out."""
-    from llmlab.dpo import sample_answers
-
-    tokenizer = loaded.tokenizer
-    ids = {p: tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts}
-    found: dict[str, Pair] = {}
-    for round_ in range(rounds):
-        todo = [p for p in prompts if p not in found]
-        if not todo:
-            break
-        batch = [ids[p] for p in todo]
-        answers = sample_answers(loaded.model, tokenizer, batch + batch, max_new_tokens, seed=seed + round_)
-        texts = [tokenizer.decode(a, skip_special_tokens=True).strip() for a in answers]
-        for prompt, a, b in zip(todo, texts[: len(todo)], texts[len(todo) :], strict=True):
-            if a and b and a != b:
-                found[prompt] = make_pair(prompt, a, b)
-    return [found[p] for p in prompts if p in found]
-
-
-@dataclass(frozen=True)
-class RoomRun:
-    """One run of a room-vs-shipped comparison, scored on the shipped held-out pairs."""
-
-    name: str  # what it learned from
-    pairs: int  # training pairs
-    steps: int
-    heldout_accuracy: float  # shipped test pairs whose chosen answer it ranks first
-    right_answers: float | None  # DPO: share of sampled held-out answers that are right; None for reward models
-    kl: float | None  # DPO: KL(π ‖ π_ref) on those answers, nats per answer
-    seconds: float  # training and scoring
-    result: Any  # the RewardRun or DPOOutcome
-
-
-SHIPPED = "shipped pairs (as many)"
-
-
-def room_reward_work(
-    loaded: LoadedModel, room: RoomPreferences, cfg: RewardRunConfig
-) -> Callable[[Job], list[RoomRun]]:
-    """Two reward-model runs with the same settings: on the room's rows, then on as many shipped training
-    pairs (a seeded random subset). Logged rows carry `source` (0: room, 1: shipped)."""
-    from llmlab.jobs import TaggedJob
-    from llmlab.reward import train_reward_model
-
-    room.check()
-    cfg = replace(cfg, train_pairs=len(room.rows))
-    cfg.check()
-
-    def work(job: Job) -> list[RoomRun]:
-        results = []
-        for source, (name, pairs) in enumerate(((room.name, room.rows), (SHIPPED, None))):
-            if job.should_stop:
-                break
-            started = time.perf_counter()
-            run = train_reward_model(loaded, cfg, TaggedJob(job, source=source), pairs=pairs)
-            result = RoomRun(
-                name, len(room.rows), cfg.max_steps, run.heldout.accuracy, None, None,
-                time.perf_counter() - started, run,
-            )  # fmt: skip
-            results.append(result)
-        return results
-
-    return work
-
-
-def room_dpo_work(start: LoadedModel, room: RoomPreferences, settings: DPOSettings) -> Callable[[Job], list[RoomRun]]:
-    """Two DPO runs with the same settings: on the room's rows, then on as many shipped training pairs; each
-    policy is compared with the start model on the shipped held-out pairs (`llmlab.dpo.dpo_work`)."""
-    from llmlab import dpo
-    from llmlab.jobs import TaggedJob
-    from llmlab.preferences import preference_pairs, true_reward
-
-    room.check()
-    shipped = random.Random(settings.seed).sample(preference_pairs(split="train"), len(room.rows))
-    heldout = preference_pairs(split="test")
-
-    def work(job: Job) -> list[RoomRun]:
-        results = []
-        for source, (name, pairs) in enumerate(((room.name, room.rows), (SHIPPED, shipped))):
-            if job.should_stop:
-                break
-            started = time.perf_counter()
-            outcome = dpo.dpo_work(start, pairs, heldout, settings, true_reward)(TaggedJob(job, source=source))
-            report = outcome.heldout
-            result = RoomRun(
-                name, len(pairs), outcome.run.steps_done, report.accuracy_after, report.reward_after, report.kl,
-                time.perf_counter() - started, outcome,
-            )  # fmt: skip
-            results.append(result)
-        return results
-
-    return work

@@ -1,4 +1,5 @@
-"""llmlab.dpo: our displayed numbers equal trl's, KL equals a direct computation, β limits drift, DPO learns.
+"""llmlab.dpo, llmlab.policy_eval and llmlab.dpo_experiments: our displayed numbers equal trl's, KL equals a
+direct computation, β limits drift, DPO learns; the DPO page's tables and chart points built from results.
 
 Runs are short (tens of steps on a few dozen pairs) so the file stays fast on 2 shared cores; the speed
 targets live in bench/bench_dpo.py.
@@ -17,8 +18,8 @@ from datasets import Dataset
 from transformers import PrinterCallback, TrainerCallback
 from trl import DPOTrainer
 
-from llmlab import dpo, nexttoken, preferences
-from llmlab.jobs import Job
+from llmlab import dpo, dpo_experiments, nexttoken, policy_eval, preferences
+from llmlab.jobs import Job, overshooting
 from llmlab.modeling import bundled_models, load_model
 
 START = "tiny-sft" if "tiny-sft" in bundled_models() else "tiny-base"
@@ -79,7 +80,7 @@ def test_settings_refuse_a_learning_rate_that_is_not_positive(lr):
 
 def test_a_sweep_with_a_zero_beta_is_refused_before_any_training(start, train_pairs, heldout_pairs):
     with pytest.raises(dpo.SettingsError, match="β must be a positive number"):
-        dpo.sweep_work(start, train_pairs, heldout_pairs, dpo.DPOSettings(), betas=(0.1, 0.0))
+        dpo_experiments.sweep_work(start, train_pairs, heldout_pairs, dpo.DPOSettings(), betas=(0.1, 0.0))
 
 
 @pytest.mark.parametrize(
@@ -166,7 +167,7 @@ def test_batched_sampler_is_greedy_decoding_when_greedy(start):
         "<|user|>Where is Peru?<|assistant|>",
     ]
     ids = [start.tokenizer(p)["input_ids"] for p in prompts]  # different lengths: left padding is exercised
-    answers = dpo.sample_answers(start.model, start.tokenizer, ids, max_new_tokens=16, greedy=True)
+    answers = policy_eval.sample_answers(start.model, start.tokenizer, ids, max_new_tokens=16, greedy=True)
     for prompt, answer in zip(prompts, answers, strict=True):
         expected = nexttoken.greedy_continuation(start.model, start.tokenizer, prompt, 16)
         assert start.tokenizer.decode(answer, skip_special_tokens=True) == expected
@@ -175,8 +176,8 @@ def test_batched_sampler_is_greedy_decoding_when_greedy(start):
 def test_kl_equals_a_direct_sum_over_the_vocabulary(start):
     reference = load_model("tiny-base", "cpu")
     prompt = start.tokenizer("<|user|>Where is Peru?<|assistant|>")["input_ids"]
-    [answer] = dpo.sample_answers(start.model, start.tokenizer, [prompt], max_new_tokens=8, seed=3)
-    [kl] = dpo.per_token_kl(start.model, reference.model, [prompt], [answer], start.tokenizer.pad_token_id)
+    [answer] = policy_eval.sample_answers(start.model, start.tokenizer, [prompt], max_new_tokens=8, seed=3)
+    [kl] = policy_eval.per_token_kl(start.model, reference.model, [prompt], [answer], start.tokenizer.pad_token_id)
     direct = 0.0
     for t in range(len(answer)):
         context = prompt + answer[:t]
@@ -185,7 +186,7 @@ def test_kl_equals_a_direct_sum_over_the_vocabulary(start):
         direct += float((p * (p.log() - q.log())).sum())
     assert math.isclose(float(kl), direct, rel_tol=1e-3)
     assert float(kl) > 0.1
-    [same] = dpo.per_token_kl(start.model, start.model, [prompt], [answer], start.tokenizer.pad_token_id)
+    [same] = policy_eval.per_token_kl(start.model, start.model, [prompt], [answer], start.tokenizer.pad_token_id)
     assert abs(float(same)) < 1e-5
 
 
@@ -197,15 +198,99 @@ def test_longer_preference_counts_which_answer_the_implicit_reward_favours():
     ]
     favours_chosen = dpo.PairScore(-1.0, -5.0, -2.0, -2.0)  # margin +4
     favours_rejected = dpo.PairScore(-5.0, -1.0, -2.0, -2.0)  # margin -4
-    assert dpo.longer_preference([favours_chosen, favours_rejected, favours_chosen], pairs) == 1.0
-    assert dpo.longer_preference([favours_rejected, favours_chosen, favours_chosen], pairs) == 0.0
-    assert dpo.longer_preference([favours_chosen, favours_chosen, favours_rejected], pairs) == 0.5
+    assert dpo_experiments.longer_preference([favours_chosen, favours_rejected, favours_chosen], pairs) == 1.0
+    assert dpo_experiments.longer_preference([favours_rejected, favours_chosen, favours_chosen], pairs) == 0.0
+    assert dpo_experiments.longer_preference([favours_chosen, favours_chosen, favours_rejected], pairs) == 0.5
+
+
+def sweep_point(beta: float = 0.1, kl: float = 1.2, reward: float | None = 0.8, train_s: float = 3.0):
+    return dpo_experiments.SweepPoint(beta, 10, 5e-4, 0, 0.6, 0.5, kl, reward, 0.75, 0.6, -20.0, -22.0, train_s, 4.0)
 
 
 def test_sweep_csv_has_one_row_per_point():
-    point = dpo.SweepPoint(0.1, 10, 5e-4, 0, 0.6, 0.5, 1.2, 0.8, 0.75, 0.6, -20.0, -22.0, 3.0, 4.0)
-    rows = list(csv.DictReader(io.StringIO(dpo.sweep_csv([point, point]))))
+    point = sweep_point()
+    rows = list(csv.DictReader(io.StringIO(dpo_experiments.sweep_csv([point, point]))))
     assert len(rows) == 2 and float(rows[0]["beta"]) == 0.1 and float(rows[0]["kl"]) == 1.2
+
+
+def test_sweep_rows_format_each_point_for_reading():
+    [row, no_reward] = dpo_experiments.sweep_rows([sweep_point(kl=1.23456), sweep_point(reward=None)])
+    assert row == {
+        "β": 0.1,
+        "steps": 10,
+        "lr": 5e-4,
+        "held-out accuracy": "60%",
+        "KL (nats)": 1.235,
+        "right answers": "80%",
+        "log π(chosen) start → end": "-20.0 → -22.0",
+        "train s": 3.0,
+    }
+    assert no_reward["right answers"] == ""  # a sweep without a reward function scores no answers
+
+
+def test_the_overshoot_threshold_is_twice_the_starting_loss():
+    assert math.isclose(dpo.OVERSHOOT_LOSS, 2 * float(dpo.dpo_loss(torch.tensor(0.0), 0.1)), rel_tol=1e-6)
+    start = math.log(2)  # every margin 0: the loss of step 1
+    assert not overshooting([start] * 10, dpo.OVERSHOOT_LOSS)
+    assert not overshooting([start, 5.0, 5.0, 5.0], dpo.OVERSHOOT_LOSS)  # too few steps to tell
+    assert overshooting([start] * 5 + [1.6] * 5, dpo.OVERSHOOT_LOSS)
+
+
+def test_question_kind_names_the_kind_of_each_preference_pair(train_pairs):
+    kinds = {dpo_experiments.question_kind(p) for p in train_pairs}
+    assert kinds == set(preferences.KINDS)
+    capital = next(p for p in train_pairs if "capital" in p["prompt"])
+    assert dpo_experiments.question_kind(capital) == "capital"
+    assert dpo_experiments.question_kind({"prompt": preferences.chat_prompt("Who are you?")}) == "other"
+
+
+def frontier_point(method: str, beta: float, kl: float, reward: float | None, extra_s: float = 0.0, models: int = 3):
+    return dpo_experiments.FrontierPoint(method, beta, kl, reward, 0.4, 6.0, extra_s, models)
+
+
+def live_summary(beta: float, kl: float, reward: float | None, train_s: float):
+    return dpo_experiments.LiveSummary(beta, 50, 2e-4, kl, reward, 0.45, train_s, train_s + 2)
+
+
+def test_the_frontier_has_every_scored_policy_and_the_start_model():
+    policies = dpo_experiments.Policies(
+        sweep=[sweep_point(0.1, kl=1.0, reward=0.8), sweep_point(0.5, kl=0.3, reward=None)],
+        live=[live_summary(0.2, kl=0.7, reward=0.9, train_s=5.0)],
+        rlhf=[frontier_point("RLHF (reward model + RLOO)", 0.01, 2.0, 0.6)],
+        rlhf_page=[frontier_point("RL on the true reward (RLOO)", 0.1, 0.5, 0.95)],
+    )
+    assert policies.chart_points("tiny-sft") == [
+        ("DPO", "β=0.1", 1.0, 0.8),  # the sweep's β = 0.5 sampled no answers: not on the chart
+        ("DPO", "β=0.2 (live)", 0.7, 0.9),
+        ("RLHF (reward model + RLOO)", "β=0.01", 2.0, 0.6),
+        ("RL on the true reward (RLOO), RLHF page", "β=0.1", 0.5, 0.95),
+        ("tiny-sft (start)", "start", 0.0, 0.75),  # the start model's reward, at KL 0
+    ]
+    assert dpo_experiments.Policies().chart_points("tiny-sft") == []  # no policy: no chart, not a lone start point
+    unscored = dpo_experiments.Policies(sweep=[sweep_point(reward=None)])
+    assert unscored.chart_points("tiny-sft") == []
+
+
+def test_the_cost_table_has_wall_time_per_policy_and_models_in_memory():
+    policies = dpo_experiments.Policies(
+        sweep=[sweep_point(0.1, train_s=3.0), sweep_point(0.5, train_s=5.0)],
+        live=[live_summary(0.1, 0.5, 0.9, train_s=7.0)],
+        rlhf=[
+            frontier_point("RLHF (reward model + RLOO)", 0.1, 1.0, 0.7, extra_s=9.5),
+            frontier_point("RLHF (reward model + RLOO)", 0.0, 1.0, 0.7, extra_s=9.5, models=2),
+        ],
+        rlhf_page=[frontier_point("RL on the true reward (RLOO)", 0.1, 1.0, 0.7, models=2)],
+    )
+    dpo_row, rlhf_row, page_row = policies.cost_rows()
+    assert dpo_row["method"] == "DPO (trl DPOTrainer)" and dpo_row["policies"] == 3
+    assert dpo_row["training per policy (s)"] == 5.0  # (3 + 5 + 7) / 3
+    assert dpo_row["models in memory while training"] == f"{dpo.DPO_MODELS_IN_MEMORY}: policy + frozen reference"
+    assert rlhf_row["policies"] == 2 and rlhf_row["training per policy (s)"] == 6.0
+    assert rlhf_row["needed first (s)"] == "reward model: 9.5"
+    assert rlhf_row["models in memory while training"] == "2 (β = 0), 3 (β = 0.1)"
+    assert page_row["method"] == "RL on the true reward (RLOO) (trl)"
+    assert page_row["needed first (s)"] == "see the RLHF page"
+    assert dpo_experiments.Policies().cost_rows() == []
 
 
 # -- training --------------------------------------------------------------------------------------------
@@ -224,7 +309,7 @@ def test_trained_policy_changes_every_parameter_and_the_shared_model_stays_froze
 
 def test_a_diverging_run_fails_with_a_clear_message(start, train_pairs, heldout_pairs):
     settings = dpo.DPOSettings(steps=10, batch_size=8, learning_rate=1e3)  # valid, but far too large
-    job = Job("dpo-nan", dpo.dpo_work(start, train_pairs[:16], heldout_pairs[:4], settings))
+    job = Job("dpo-nan", dpo_experiments.dpo_work(start, train_pairs[:16], heldout_pairs[:4], settings))
     job.start().join(timeout=300)
     assert job.status == "failed"
     assert "NaN" in job.error and "learning rate is too high" in job.error
@@ -233,7 +318,7 @@ def test_a_diverging_run_fails_with_a_clear_message(start, train_pairs, heldout_
 
 def test_stop_mid_run_keeps_the_steps_so_far_and_still_evaluates(start, train_pairs, heldout_pairs):
     settings = dpo.DPOSettings(steps=500, batch_size=8, learning_rate=1e-4)
-    job = Job("dpo-stop", dpo.dpo_work(start, train_pairs, heldout_pairs[:8], settings))
+    job = Job("dpo-stop", dpo_experiments.dpo_work(start, train_pairs, heldout_pairs[:8], settings))
     job.start()
     deadline = time.monotonic() + 300
     while len(job.snapshot()) < 2 and time.monotonic() < deadline:
@@ -245,6 +330,9 @@ def test_stop_mid_run_keeps_the_steps_so_far_and_still_evaluates(start, train_pa
     assert 2 <= outcome.run.steps_done < 500
     assert len(outcome.run.metrics) == outcome.run.steps_done
     assert 0.0 <= outcome.heldout.accuracy_after <= 1.0 and outcome.heldout.accuracy_before == 0.5
+    summary = outcome.summary()  # what the page keeps of the run: its numbers, not its models
+    assert (summary.beta, summary.steps, summary.learning_rate) == (0.1, outcome.run.steps_done, 1e-4)
+    assert (summary.kl, summary.train_s, summary.wall_s) == (outcome.heldout.kl, outcome.run.train_s, outcome.wall_s)
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +343,7 @@ def beta_runs(start, train_pairs, heldout_pairs):
     reports = {}
     for beta in (0.01, 1.0):
         run = dpo.train_dpo(start, train_pairs, dpo.DPOSettings(beta=beta, steps=80, seed=0))
-        reports[beta] = dpo.compare_on("held-out", run.policy, run.reference, start.tokenizer, heldout_pairs)
+        reports[beta] = policy_eval.compare_on("held-out", run.policy, run.reference, start.tokenizer, heldout_pairs)
     return reports
 
 
@@ -275,9 +363,12 @@ def test_an_online_rl_run_is_scored_on_the_same_axes_as_dpo(start, heldout_pairs
 
     run = run_rl(start, None, RLRunConfig(beta=0.1, max_steps=2, reward="correctness"))
     pairs = heldout_pairs[:16]
-    point = dpo.rlhf_point(run, start, pairs, preferences.true_reward)
-    direct = dpo.compare_on("x", run.policy, start.model, start.tokenizer, pairs, preferences.true_reward)
+    point = dpo_experiments.rlhf_point(run, start, pairs, preferences.true_reward)
+    direct = policy_eval.compare_on("x", run.policy, start.model, start.tokenizer, pairs, preferences.true_reward)
     assert (point.kl, point.reward, point.reference_reward) == (direct.kl, direct.reward_after, direct.reward_before)
     assert point.method == "RL on the true reward (RLOO)" and point.beta == 0.1
     assert point.models_in_memory == 2  # policy + reference; the true reward is a function, not a model
-    assert dpo.rlhf_models_in_memory(0.1, reward_model=True) == 3 and dpo.rlhf_models_in_memory(0.0, False) == 1
+    assert (
+        dpo_experiments.rlhf_models_in_memory(0.1, reward_model=True) == 3
+        and dpo_experiments.rlhf_models_in_memory(0.0, False) == 1
+    )

@@ -1,6 +1,7 @@
-"""The "Vote as a room" tab (ui/crowd_train.py) on the RLHF page: votes stored once, presenter-only training on
-the votes with its held-out accuracy shown, the single-annotator data selection, and bad input (a pair gone
-from the pool, a wrong database URL, a read-only data folder).
+"""The "Vote as a room" tab (ui/demos/crowd.py, llmlab/vote_training.py) on the RLHF page: votes stored once,
+presenter-only training on the votes with its held-out accuracy shown, the single-annotator data selection, and
+bad input (a pair gone from the pool, a wrong database URL, a read-only data folder); and the DPO page's copy of
+the tab, on the same votes.
 
 Every test points the store at its own temporary SQLite file through $LLMLAB_DATA_DIR.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llmlab import reward, votes
+from llmlab import reward, vote_training, votes
 from llmlab.preferences import preference_pairs, true_reward
 from llmlab.votes import CHOICES, Vote, VoteStore, new_vote_uuid
 from tests import conftest
@@ -102,6 +103,18 @@ def test_a_wrong_database_url_or_a_read_only_folder_is_a_message_not_a_traceback
     assert not at.exception and vote_buttons(at)
 
 
+def test_the_dpo_page_has_the_same_tab_on_the_same_votes_and_voter(data_dir):
+    at = conftest.open_page("pages/4_DPO.py", timeout_s=300)
+    store = store_in(data_dir)
+    buttons = {c: b.key for b in at.button for c in CHOICES if b.key and b.key.startswith(f"dpo_crowd_{c}_")}
+    assert metric(at, "Votes so far") == "0" and set(buttons) == set(CHOICES)
+    at.button(key=buttons["b"]).click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    [stored] = store.votes()
+    assert stored.choice == "b" and stored.voter_id == at.session_state["crowd_voter"]  # the RLHF tab's voter id too
+    assert metric(at, "Votes so far") == "1" and "Vote saved: B is better" in texts(at)
+
+
 def seed_votes(store: VoteStore, voter: str, n: int, choice_of=None) -> None:
     """`n` votes by `voter` on the shipped pool; by default each picks the right answer."""
     pool = votes.pairs_from_preferences(preference_pairs(split="train"))[:n]
@@ -116,17 +129,17 @@ def test_single_annotator_selects_only_that_voters_a_b_votes(tmp_path):
     seed_votes(store, "voter-alice", 10)
     seed_votes(store, "voter-bob", 6, choice_of=lambda p: "tie" if p.pair_id < "8" else "b")
 
-    alice = votes.room_preferences(store, "voter-alice")
+    alice = vote_training.room_preferences(store, "voter-alice")
     assert alice.rows == store.export_trl("voter-alice") and len(alice.rows) == 10 and alice.left_out == 0
     assert all(true_reward(r["prompt"], r["chosen"]) == 1.0 for r in alice.rows) and alice.enough
 
-    bob = votes.room_preferences(store, "voter-bob")
+    bob = vote_training.room_preferences(store, "voter-bob")
     ties = sum(v.choice == "tie" for v in store.votes("voter-bob"))
     assert len(bob.rows) == 6 - ties and bob.left_out == ties and not bob.enough
-    with pytest.raises(votes.NotEnoughVotesError, match="at least 8 A/B votes; this voter has"):
-        votes.room_reward_work(None, bob, reward.RewardRunConfig())  # refused before any training
+    with pytest.raises(vote_training.NotEnoughVotesError, match="at least 8 A/B votes; this voter has"):
+        vote_training.room_reward_work(None, bob, reward.RewardRunConfig())  # refused before any training
 
-    everyone = votes.room_preferences(store)
+    everyone = vote_training.room_preferences(store)
     assert len(everyone.rows) == 10 + 6 - ties and everyone.votes == 16 and everyone.voter_id is None
     assert [(c.voter_id, c.votes, c.usable) for c in store.voter_counts()] == [
         ("voter-alice", 10, 10),
@@ -146,8 +159,8 @@ def test_the_presenter_trains_a_reward_model_on_one_annotators_votes(data_dir, m
     seed_votes(store, "voter-alice", 12)  # the first 3 again (her latest vote counts once) and 9 more
     seed_votes(store, "voter-bob", 9, choice_of=lambda p: "both_bad")
     used = []
-    real_work = votes.room_reward_work
-    monkeypatch.setattr(votes, "room_reward_work", lambda *a: used.append(a[1]) or real_work(*a))
+    real_work = vote_training.room_reward_work
+    monkeypatch.setattr(vote_training, "room_reward_work", lambda *a: used.append(a[1]) or real_work(*a))
     at.run()
     at.radio(key="rl_crowd_who").set_value("a single annotator").run()
     assert "voter-alice: 12 votes, 12 training pairs" in at.selectbox(key="rl_crowd_annotator").options
@@ -169,31 +182,34 @@ def test_the_presenter_trains_a_reward_model_on_one_annotators_votes(data_dir, m
     assert shown == f"{accuracy[0]:.0%}" and 0.0 <= accuracy[0] <= 1.0 and len(accuracy) == 2
     assert html.unescape(bars["x"][0]).startswith("voter-alice's votes (single annotator) (12 pairs)")
     curves = chart(at, "rl_crowd_rm_loss_chart")["data"]
-    assert {html.unescape(c["name"]) for c in curves} == {"voter-alice's votes (single annotator)", votes.SHIPPED}
+    assert {html.unescape(c["name"]) for c in curves} == {
+        "voter-alice's votes (single annotator)",
+        vote_training.SHIPPED,
+    }
     assert all(len(array(c["x"])) == 5 for c in curves)  # 5 steps each, both runs drawn
 
 
 def test_dpo_on_one_annotators_votes_trains_on_exactly_those_pairs_then_on_as_many_shipped(tmp_path, monkeypatch):
     """The DPO half of "train on the room": the votes' rows are the training data of the first run (trl's
     DPOTrainer sees each of them), the second run gets as many shipped pairs; both are scored alike."""
-    from llmlab import dpo
+    from llmlab import dpo, dpo_experiments
     from llmlab.jobs import Job
     from llmlab.modeling import load_model
 
     store = VoteStore(f"sqlite:///{tmp_path}/votes.sqlite3")
     seed_votes(store, "voter-alice", 10)
     seed_votes(store, "voter-bob", 10, choice_of=lambda p: "b")
-    alice = votes.room_preferences(store, "voter-alice")
+    alice = vote_training.room_preferences(store, "voter-alice")
     seen: list[list[dict]] = []
-    original = dpo.dpo_work
+    original = dpo_experiments.dpo_work
 
     def spy(start, pairs, heldout, settings, reward_fn):
         seen.append(list(pairs))
         return original(start, pairs, heldout, settings, reward_fn)
 
-    monkeypatch.setattr(dpo, "dpo_work", spy)
+    monkeypatch.setattr(dpo_experiments, "dpo_work", spy)
     settings = dpo.DPOSettings(beta=0.1, steps=3, batch_size=4)
-    job = Job("room-dpo", votes.room_dpo_work(load_model("tiny-sft", "cpu"), alice, settings)).start()
+    job = Job("room-dpo", vote_training.room_dpo_work(load_model("tiny-sft", "cpu"), alice, settings)).start()
     job.join(timeout=300)
     assert job.status == "done", job.error
     room_run, shipped_run = job.result

@@ -1,34 +1,40 @@
-"""The "Vote as a room" tab of the RLHF and DPO pages: the room judges answer pairs, then trains on its votes.
+"""The "Vote as a room" tab of the RLHF and DPO pages (not a demo module itself: ui/demos/rlhf/vote.py and
+ui/demos/dpo/vote.py draw it): the room judges answer pairs, then trains on its votes.
 
 The card's idea made live: writing the ideal answer is hard, choosing the better of two is easy. Attendees
 vote (ui/crowd.py: stored in the app's one `VoteStore`, SQLite or PostgreSQL); the presenter, after entering
 the presenter token, trains a reward model (trl RewardTrainer) and DPO (trl DPOTrainer) on the room's A/B
 votes, everyone's or one voter's (the DPO card's single annotator), and compares each with the same run on
 as many shipped preference pairs, both scored on the shipped held-out pairs. The compute is
-`llmlab.votes.room_preferences` / `room_reward_work` / `room_dpo_work`; this module only draws.
+`llmlab.vote_training.room_preferences` / `room_reward_work` / `room_dpo_work`; this module only draws.
 
-    from ui.crowd_train import crowd_tab
-    with tab:
-        crowd_tab("rl_crowd", sft)      # key prefix of every widget; sft: the LoadedModel runs start from
+    crowd_tab("rl_crowd", start_model(loaded.device))   # key prefix of every widget; the model runs start from
+
+Never inside a fragment: the live vote counter and the runs' live views are `run_every` fragments (the vote
+modules say REDRAW = PAGE).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 import torch
 
-from llmlab import plots, votes
+from llmlab import plots, vote_training, votes
 from llmlab.dpo import LOG_KEYS, DPOSettings
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.preferences import preference_pairs
 from llmlab.reward import RewardRunConfig
+from llmlab.vote_training import RoomPreferences, RoomRun
 from ui.crowd import crowd_panel, open_store
-from ui.frame import shared_model
+from ui.frame import chart
+from ui.models import shared_model
 from ui.runs import run_panel
+from ui.settings import SettingsForm, option
 from ui.text import md_escape
 
 POOL_SHIPPED = "shipped answer pairs"
@@ -37,6 +43,14 @@ NOT_TRAINING_PAIRS = (
     "Ties and “both bad” votes are stored and count in the agreement, but they are not training pairs: they "
     "say neither answer is better, and the reward model and DPO learn only from “this one beats that one”."
 )
+
+
+@dataclass(frozen=True)
+class RoomTrainingSettings:
+    """The presenter's two sliders (keys `<tab key>_rm_steps`, `<tab key>_dpo_steps`)."""
+
+    rm_steps: int = option("Reward-model steps", 60, lo=5, hi=200, step=5, core=(RewardRunConfig, "max_steps"))
+    dpo_steps: int = option("DPO steps", lo=10, hi=200, step=10, core=(DPOSettings, "steps"))
 
 
 @st.cache_resource(show_spinner=False)
@@ -50,7 +64,7 @@ def sampled_pool(model_name: str, device: str) -> tuple[votes.Pair, ...]:
     """Two answers per shipped question sampled from the (shared, read-only) SFT model."""
     prompts = list(dict.fromkeys(row["prompt"] for row in preference_pairs(split="train")))
     with torch.inference_mode():
-        return tuple(votes.sampled_pairs(shared_model(model_name, device), prompts))
+        return tuple(vote_training.sampled_pairs(shared_model(model_name, device), prompts))
 
 
 def crowd_tab(key: str, start: LoadedModel) -> None:
@@ -83,7 +97,7 @@ def crowd_tab(key: str, start: LoadedModel) -> None:
         train_on_room(store, start, key)
 
 
-def selected_preferences(store: votes.VoteStore, key: str) -> votes.RoomPreferences | None:
+def selected_preferences(store: votes.VoteStore, key: str) -> RoomPreferences | None:
     """Everyone's votes or one voter's (a selectbox of voters with their counts); None after a message."""
     who = st.radio(
         "Train on",
@@ -101,7 +115,7 @@ def selected_preferences(store: votes.VoteStore, key: str) -> votes.RoomPreferen
             return None
         labels = {c.voter_id: f"{c.voter_id}: {c.votes} votes, {c.usable} training pairs" for c in counts}
         voter = st.selectbox("Annotator", list(labels), format_func=labels.get, key=f"{key}_annotator")
-    return votes.room_preferences(store, voter)
+    return vote_training.room_preferences(store, voter)
 
 
 def train_on_room(store: votes.VoteStore, start: LoadedModel, key: str) -> None:
@@ -121,33 +135,27 @@ def train_on_room(store: votes.VoteStore, start: LoadedModel, key: str) -> None:
     )
     if not room.enough:
         st.info(
-            f"Training needs at least {votes.MIN_TRAINING_PAIRS} A/B votes; there are {len(room.rows)}. "
+            f"Training needs at least {vote_training.MIN_TRAINING_PAIRS} A/B votes; there are {len(room.rows)}. "
             "Vote on more pairs first (nothing was trained).",
             icon="🗳️",
         )
         return
-    reward_section(room, start, key)
-    dpo_section(room, start, key)
+    form = SettingsForm(RoomTrainingSettings, f"{key}_")
+    reward_section(room, start, key, form)
+    dpo_section(room, start, key, form)
+    form.done()
 
 
 # -- reward model -------------------------------------------------------------------------------------------
 
 
-def reward_section(room: votes.RoomPreferences, start: LoadedModel, key: str) -> None:
+def reward_section(room: RoomPreferences, start: LoadedModel, key: str, form: SettingsForm) -> None:
     st.markdown("**Reward model** (trl `RewardTrainer`, the RLHF page's settings)")
-    steps = st.slider(
-        "Reward-model steps",
-        5,
-        200,
-        60,
-        step=5,
-        key=f"{key}_rm_steps",
-        help=RewardRunConfig.__dataclass_fields__["max_steps"].metadata["help"],
-    )
-    cfg = RewardRunConfig(max_steps=int(steps), eval_every=max(5, int(steps) // 4))
+    steps = int(form.widget("rm_steps"))
+    cfg = RewardRunConfig(max_steps=steps, eval_every=max(5, steps // 4))
     run_panel(
         f"{key}_rm",
-        lambda: Job("crowd-reward-model", votes.room_reward_work(start, room, cfg)),
+        lambda: Job("crowd-reward-model", vote_training.room_reward_work(start, room, cfg)),
         lambda job: draw_reward_runs(job, key, room.name),
         start_label="Train a reward model on the votes",
         idle_message=f"Trains on {md_escape(room.name)}, then on as many shipped pairs ({steps} steps each).",
@@ -169,20 +177,21 @@ def draw_reward_runs(job: Job, key: str, room_name: str) -> None:
     if not rows:
         st.caption("Preparing the pairs…")
         return
-    names = (room_name, votes.SHIPPED)
+    names = (room_name, vote_training.SHIPPED)
     loss = _by_source(rows, "loss")
     accuracy = _by_source(rows, "heldout_accuracy")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(
+    chart(
         plots.metric_lines(
             {names[s]: xy for s, xy in loss.items()},
             "Bradley–Terry loss −log σ(s_chosen − s_rejected)",
             "training step",
             "loss (nats per pair)",
         ),
-        key=f"{key}_rm_loss_chart",
+        f"{key}_rm_loss_chart",
+        c1,
     )
-    c2.plotly_chart(
+    chart(
         plots.metric_lines(
             {names[s]: xy for s, xy in accuracy.items()},
             "Held-out accuracy (shipped test pairs)",
@@ -190,7 +199,8 @@ def draw_reward_runs(job: Job, key: str, room_name: str) -> None:
             "pairs ranked right (%)",
             percent=True,
         ),
-        key=f"{key}_rm_accuracy_chart",
+        f"{key}_rm_accuracy_chart",
+        c2,
     )
     if job.result:
         comparison(job.result, key=f"{key}_rm", dpo=False)
@@ -199,21 +209,17 @@ def draw_reward_runs(job: Job, key: str, room_name: str) -> None:
 # -- DPO ----------------------------------------------------------------------------------------------------
 
 
-def dpo_section(room: votes.RoomPreferences, start: LoadedModel, key: str) -> None:
+def dpo_section(room: RoomPreferences, start: LoadedModel, key: str, form: SettingsForm) -> None:
     st.markdown("**DPO** (trl `DPOTrainer`, the DPO page's default β and learning rate)")
-    defaults = DPOSettings()
-    steps = st.slider(
-        "DPO steps", 10, 200, defaults.steps, step=10, key=f"{key}_dpo_steps", help=DPOSettings.help("steps")
-    )
-    settings = DPOSettings(steps=int(steps))
+    settings = DPOSettings(steps=int(form.widget("dpo_steps")))
     run_panel(
         f"{key}_dpo",
-        lambda: Job("crowd-dpo", votes.room_dpo_work(start, room, settings)),
+        lambda: Job("crowd-dpo", vote_training.room_dpo_work(start, room, settings)),
         lambda job: draw_dpo_runs(job, key, room.name),
         start_label="Train DPO on the votes",
         idle_message=(
             f"DPO from {start.name} on {md_escape(room.name)}, then on as many shipped pairs (β = {settings.beta:g}, "
-            f"{steps} steps, lr {settings.learning_rate:g}); each policy then answers the held-out questions."
+            f"{settings.steps} steps, lr {settings.learning_rate:g}); each policy then answers the held-out questions."
         ),
     )
 
@@ -225,14 +231,14 @@ def draw_dpo_runs(job: Job, key: str, room_name: str) -> None:
         return
     shown = int(metrics[-1]["source"]) if job.running else 0  # live: the run in progress; then: the room's
     rows = [m for m in metrics if int(m["source"]) == shown]
-    name = room_name if shown == 0 else votes.SHIPPED
-    st.plotly_chart(
+    name = room_name if shown == 0 else vote_training.SHIPPED
+    chart(
         plots.dpo_run_curves(
             [m["step"] for m in rows],
             {k: [m.get(k, math.nan) for m in rows] for k in LOG_KEYS},
             f"DPO on {name}: trl's metrics per step",
         ),
-        key=f"{key}_dpo_chart",
+        f"{key}_dpo_chart",
     )
     if job.result:
         comparison(job.result, key=f"{key}_dpo", dpo=True)
@@ -241,7 +247,7 @@ def draw_dpo_runs(job: Job, key: str, room_name: str) -> None:
 # -- the comparison -----------------------------------------------------------------------------------------
 
 
-def comparison(results: list[votes.RoomRun], key: str, dpo: bool) -> None:
+def comparison(results: list[RoomRun], key: str, dpo: bool) -> None:
     """Room vs shipped pairs, scored on the shipped held-out pairs: metrics, grouped bars and a table."""
     room = results[0]
     what = "DPO policy" if dpo else "reward model"
@@ -257,7 +263,7 @@ def comparison(results: list[votes.RoomRun], key: str, dpo: bool) -> None:
     series = {"held-out pairs ranked right": [r.heldout_accuracy for r in results]}
     if dpo and all(r.right_answers is not None for r in results):
         series["right answers (sampled)"] = [r.right_answers for r in results]
-    st.plotly_chart(
+    chart(
         plots.grouped_bars(
             labels,
             series,
@@ -265,7 +271,7 @@ def comparison(results: list[votes.RoomRun], key: str, dpo: bool) -> None:
             "training data",
             "held-out pairs or answers (%)",
         ),
-        key=f"{key}_comparison_chart",
+        f"{key}_comparison_chart",
     )
     table = [
         {
