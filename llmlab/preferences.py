@@ -253,3 +253,8 @@ def label_agreement(rows: list[dict]) -> float:
     return sum(true_reward(r["prompt"], r["chosen"]) > true_reward(r["prompt"], r["rejected"]) for r in rows) / len(
         rows
     )
+
+
+def readable_pairs(rows: list[dict]) -> list[dict]:
+    """Pairs as a table: the bare question, then the chosen and the rejected answer."""
+    return [{"question": question_text(r["prompt"]), "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]

@@ -225,6 +225,12 @@ def bradley_terry_loss(chosen_scores: torch.Tensor, rejected_scores: torch.Tenso
     return -F.logsigmoid(chosen_scores - rejected_scores).mean()
 
 
+def preference_probability(score_a: float, score_b: float) -> float:
+    """P(A preferred over B) = σ(s_A − s_B), the Bradley–Terry model a reward model is trained with (written
+    with tanh, which does not overflow for far-apart scores)."""
+    return 0.5 * (1.0 + math.tanh((score_a - score_b) / 2))
+
+
 @dataclass(frozen=True)
 class PairScores:
     """A reward model's scores on a set of preference pairs."""

@@ -16,11 +16,14 @@ Two views of the same objective, max_π E_π[r] − β·KL(π ‖ π_ref):
     cands = sample_candidates(sft.model, sft.tokenizer, rm.model, prompt, k=32)
     point = sweep_point(cands, beta=0.1)      # .policy (π*), .kl (nats), .expected_proxy, .expected_true
     run = run_rl(sft, rm, RLRunConfig(beta=0.05))   # curves of reward, KL and length per step
+
+The page's tables and its pipeline graph (a session's stages as Graphviz DOT) are built here too, from results.
 """
 
 from __future__ import annotations
 
 import copy
+import html
 import math
 import tempfile
 import time
@@ -38,7 +41,7 @@ from trl import RLOOConfig, RLOOTrainer
 from llmlab.jobs import DivergedError, Job
 from llmlab.modeling import LoadedModel, trainable_copy
 from llmlab.nexttoken import context_limit
-from llmlab.preferences import padded, padding_level, questions, true_reward
+from llmlab.preferences import padded, padding_level, question_text, questions, true_reward
 from llmlab.reward import RewardRun, score
 from llmlab.trainargs import demo_trainer_args
 
@@ -286,9 +289,39 @@ def beta_grid(n: int = 61) -> np.ndarray:
     return np.logspace(math.log10(BETA_MIN), math.log10(BETA_MAX), n)
 
 
+# The KL sweep's β slider: BETA_MIN … BETA_MAX, 10 steps per decade, each rounded to 3 digits (as a link shows it).
+SWEEP_BETAS = tuple(float(f"{10 ** (k / 10):.3g}") for k in range(-30, 31))
+HACKING_MARGIN = 0.05  # a smaller drop in the share of correct answers is not called reward hacking
+
+
+def frontier_summary(curve: Frontier) -> str:
+    """The frontier in words: how the optimum's score, correctness and politeness change from the largest β
+    (π_ref) to the smallest, and whether chasing the score costs correctness somewhere (reward hacking).
+    The grid runs from small β to large, as `beta_grid` makes it."""
+    true, proxy = curve.expected_true, curve.expected_proxy
+    worst = int(true.argmin())
+    if true[worst] < true[-1] - HACKING_MARGIN:
+        verdict = (
+            f"Chasing the score costs correctness: at β = {curve.betas[worst]:.3g} the optimum is right "
+            f"{true[worst]:.0%} of the time, against {true[-1]:.0%} for π_ref, while its reward-model score is "
+            f"{proxy[worst]:.2f} against {proxy[-1]:.2f}: reward hacking, which only the KL penalty holds back."
+        )
+    else:
+        verdict = "Here no β costs correctness; try the biased reward model or another question."
+    return (
+        f"From β = {curve.betas[-1]:g} to β = {curve.betas[0]:g}, E[reward-model score] goes {proxy[-1]:.2f} → "
+        f"{proxy[0]:.2f}, correct answers {true[-1]:.0%} → {true[0]:.0%}, polite phrases "
+        f"{curve.expected_padding[-1]:.1f} → {curve.expected_padding[0]:.1f} per answer. {verdict}"
+    )
+
+
 # -- 2. online RL with trl's RLOOTrainer -------------------------------------------------------------------
 
 REWARDS = ("reward model", "correctness")
+RL_BETAS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # the KL coefficients the page offers, side by side
+# The learning rates the page offers the reward model and RL: from too small to move the model to large enough to
+# make its loss NaN within a few steps (on purpose: the divergence message is part of the lesson).
+LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -505,3 +538,105 @@ def final_metrics(history: Sequence[dict], last: int = 5) -> dict[str, float]:
     tail = list(history)[-last:]
     keys = ("rewards/judge/mean", "true_reward", "kl_seq", "completions/mean_length", "padding")
     return {k: float(np.mean([h[k] for h in tail if k in h])) if tail else float("nan") for k in keys}
+
+
+def run_betas(history: Sequence[dict]) -> list[float]:
+    """The β of each run of a KL comparison's metrics, in run order."""
+    return list(dict.fromkeys(h["beta"] for h in history))
+
+
+def side_by_side(history: Sequence[dict]) -> list[dict]:
+    """The KL comparison as a table: one row per run (β), its end state (`final_metrics`) and its steps."""
+    rows = []
+    for beta in run_betas(history):
+        run = [h for h in history if h["beta"] == beta]
+        end = final_metrics(run)
+        rows.append(
+            {
+                "β": f"{beta:g}",
+                "steps": int(max(h["step"] for h in run)),
+                "reward (last 5 steps)": round(end["rewards/judge/mean"], 3),
+                "correct": f"{end['true_reward']:.0%}",
+                "KL (nats/answer)": round(end["kl_seq"], 3),
+                "length (tokens)": round(end["completions/mean_length"], 1),
+                "polite phrases": round(end["padding"], 2),
+            }
+        )
+    return rows
+
+
+def checkpoint_samples(notes: Sequence[SampledAnswers]) -> list[dict]:
+    """The answers sampled at each checkpoint of each run, as a table (one row per answer)."""
+    return [
+        {
+            "β": f"{note.beta:g}",
+            "step": note.step,
+            "question": question_text(prompt),
+            "answer": answer,
+            "reward": round(reward, 3),
+            "correct": "✓" if correct else "✗",
+        }
+        for note in notes
+        for prompt, answer, reward, correct in note.samples
+    ]
+
+
+# -- 3. the pipeline: where each stage of a session stands -----------------------------------------------------
+
+IDLE, BUSY, READY, FAILED = "#eeeeee", "#fde2c4", "#d4ecd0", "#f6d0d0"  # a stage's colour
+
+
+def pipeline_stages(policy: str, reward_job: Job | None, rl_job: Job | None) -> list[tuple[str, str, str]]:
+    """(title, state line, colour) of the three stages, from a session's reward-model run and online-RL run
+    (None: not run in this session)."""
+    if reward_job is None:
+        rm_line, rm_color = "not trained in this session:\ntabs 2-3 use the server's reward models", IDLE
+    elif reward_job.running:
+        step = reward_job.metrics[-1].get("step", 0) if reward_job.metrics else 0
+        rm_line, rm_color = f"training… step {step:g}", BUSY
+    elif isinstance(reward_job.result, RewardRun):
+        run = reward_job.result
+        labels = "biased" if run.config.biased else "unbiased"
+        rm_line, rm_color = f"trained on {labels} pairs\nheld-out accuracy {run.heldout.accuracy:.0%}", READY
+    else:
+        rm_line, rm_color = f"run {reward_job.status}: nothing kept", FAILED
+    if rl_job is None:
+        rl_line, rl_color = "not run in this session", IDLE
+    elif rl_job.running:
+        last = rl_job.metrics[-1] if rl_job.metrics else {}
+        rl_line, rl_color = f"training… β = {last.get('beta', 0):g}, step {last.get('step', 0):g}", BUSY
+    elif rl_job.status in ("done", "stopped") and rl_job.metrics:
+        last = rl_job.metrics[-1]
+        rl_line = (
+            f"{rl_job.status}: last β = {last['beta']:g}\nKL {last.get('kl_seq', 0):.2f} nats, "
+            f"length {last.get('completions/mean_length', 0):.0f} tokens"
+        )
+        rl_color = READY
+    else:
+        rl_line, rl_color = f"run {rl_job.status}", FAILED
+    return [
+        ("1 · SFT model (π_ref)", f"{policy} (bundled; trained by scripts/train_sft.py)", READY),
+        ("2 · Reward model", rm_line, rm_color),
+        ("3 · RL policy (KL-penalised)", rl_line, rl_color),
+    ]
+
+
+def pipeline_dot(stages: Sequence[tuple[str, str, str]]) -> str:
+    """Graphviz DOT for the three stages, one box each (title in bold, then the state's lines), HTML-escaped."""
+    nodes = []
+    for n, (title, line, color) in enumerate(stages):
+        label = f"<<b>{html.escape(title)}</b><br/>{'<br/>'.join(html.escape(part) for part in line.split(chr(10)))}>"
+        nodes.append(f'  s{n} [label={label}, fillcolor="{color}"];')
+    return "\n".join(
+        [
+            "digraph rlhf {",
+            "  rankdir=TB; nodesep=0.3; ranksep=0.35;",
+            '  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=14];',
+            '  edge [fontname="sans-serif"];',
+            *nodes,
+            '  s0 -> s1 [label="answers to compare", fontsize=11];',
+            '  s1 -> s2 [label="reward r(x, y)", fontsize=11];',
+            '  s0 -> s2 [label="start + KL anchor", fontsize=9, style=dashed];',
+            "}",
+        ]
+    )

@@ -88,6 +88,10 @@ def test_reward_model_run_shows_trl_loss_accuracy_and_histogram(session):
     # the trained model becomes a choice for the sweep and for RL, and the pipeline says so
     assert "your reward model (tab 1)" in at.radio(key="rl_sweep_reward").options
     assert "held-out accuracy" in at.get("graphviz_chart")[0].proto.spec
+    at.button(key="rl_rm_reset").click().run()  # Reset forgets it: the pipeline and the choices say so
+    assert not at.exception, [e.message for e in at.exception]
+    assert "not trained in this session" in at.get("graphviz_chart")[0].proto.spec
+    assert "your reward model (tab 1)" not in at.radio(key="rl_sweep_reward").options
 
 
 def test_online_rl_runs_two_kl_values_side_by_side_then_stop_mid_run(session):

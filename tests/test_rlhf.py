@@ -136,6 +136,98 @@ def test_frontier_kl_rises_as_beta_falls_and_hacking_shows():
     assert np.all(np.isfinite(huge.kl)) and huge.kl[0] == pytest.approx(-REF[3])
 
 
+def test_sweep_slider_betas_span_the_range_ten_per_decade_and_hold_the_defaults():
+    betas = rlhf.SWEEP_BETAS
+    assert betas[0] == rlhf.BETA_MIN and betas[-1] == rlhf.BETA_MAX and len(betas) == 61
+    assert list(betas) == sorted(set(betas))  # strictly increasing, no duplicates after rounding
+    assert {0.001, 0.01, 0.1, 1.0, 10.0, 1000.0} <= set(betas)  # every decade, and the page's default 0.1
+    assert all(float(f"{b:.3g}") == b for b in betas)  # as a link writes them (3 digits)
+
+
+def test_frontier_summary_names_reward_hacking_only_when_correctness_drops():
+    grid = rlhf.beta_grid()  # small β first: curve[-1] is π_ref
+    hacked = rlhf.frontier_summary(rlhf.frontier(_toy_candidates([0.0, 0.5, 1.0, 3.0], [1, 1, 0, 0]), grid))
+    assert hacked.startswith("From β = 1000 to β = 0.001, E[reward-model score] goes")
+    assert "reward hacking" in hacked and "costs correctness: at β = " in hacked
+    honest = rlhf.frontier_summary(rlhf.frontier(_toy_candidates([0.0, 0.5, 1.0, 3.0], [0, 0, 1, 1]), grid))
+    assert "Here no β costs correctness" in honest and "correct answers" in honest
+    # a drop within the margin is noise, not hacking
+    almost = rlhf.Frontier(grid[:2], np.zeros(2), np.array([1.0, 0.0]), np.array([0.97, 1.0]), np.zeros(2), np.zeros(2))
+    assert "Here no β costs correctness" in rlhf.frontier_summary(almost)
+
+
+def test_side_by_side_table_has_one_row_per_beta_in_run_order():
+    def step(beta, n, reward):
+        keys = ("rewards/judge/mean", "true_reward", "kl_seq", "completions/mean_length", "padding")
+        return {"beta": beta, "step": n, **dict.fromkeys(keys, reward)}
+
+    history = [step(0.5, n, 1.0) for n in range(1, 8)] + [step(0.0, n, 0.5) for n in range(1, 4)]
+    assert rlhf.run_betas(history) == [0.5, 0.0]
+    rows = rlhf.side_by_side(history)
+    assert [r["β"] for r in rows] == ["0.5", "0"] and [r["steps"] for r in rows] == [7, 3]
+    assert rows[0]["correct"] == "100%" and rows[1]["reward (last 5 steps)"] == 0.5
+    assert rlhf.side_by_side([]) == []
+
+
+def test_checkpoint_samples_table_shows_the_bare_question_and_a_tick():
+    prompt = chat_prompt("Where is Peru?")
+    notes = [
+        rlhf.SampledAnswers(10, 0.1, [(prompt, "In South America.", 1.23456, True), (prompt, "Rome.", -2.0, False)])
+    ]
+    rows = rlhf.checkpoint_samples(notes)
+    assert rows[0] == {"β": "0.1", "step": 10, "question": "Where is Peru?", "answer": "In South America.",
+                       "reward": 1.235, "correct": "✓"}  # fmt: skip
+    assert rows[1]["correct"] == "✗"
+
+
+def _job(status: str, metrics=(), result=None):
+    from llmlab.jobs import Job
+
+    job = Job("test", lambda job: None)  # never started: the fields are what a finished or live run has
+    job.status, job.metrics, job.result = status, list(metrics), result
+    return job
+
+
+def test_pipeline_stages_follow_the_sessions_runs():
+    (sft, rm, rl) = rlhf.pipeline_stages("tiny-sft", None, None)
+    assert "tiny-sft" in sft[1] and "not trained in this session" in rm[1] and rl[1] == "not run in this session"
+    assert rm[2] == rl[2] == rlhf.IDLE and sft[2] == rlhf.READY
+    _, rm, rl = rlhf.pipeline_stages("p", _job("running", [{"step": 4}]), _job("running", [{"beta": 0.5, "step": 3}]))
+    assert rm == ("2 · Reward model", "training… step 4", rlhf.BUSY) and rl[1] == "training… β = 0.5, step 3"
+    scores = reward.PairScores((1.0, 2.0, 0.0), (0.0, 1.0, 1.0))
+    run = reward.RewardRun(None, None, reward.RewardRunConfig(biased=True), scores, scores, 1.0, "p")
+    last = {"beta": 0.1, "step": 5, "kl_seq": 1.234, "completions/mean_length": 9.6}
+    _, rm, rl = rlhf.pipeline_stages("p", _job("done", result=run), _job("stopped", [last]))
+    assert rm[1] == "trained on biased pairs\nheld-out accuracy 67%" and rm[2] == rlhf.READY
+    assert rl == ("3 · RL policy (KL-penalised)", "stopped: last β = 0.1\nKL 1.23 nats, length 10 tokens", rlhf.READY)
+    _, rm, rl = rlhf.pipeline_stages("p", _job("failed"), _job("failed"))
+    assert (rm[1], rm[2], rl[1]) == ("run failed: nothing kept", rlhf.FAILED, "run failed")
+
+
+def test_pipeline_dot_draws_three_escaped_boxes_and_their_arrows():
+    dot = rlhf.pipeline_dot(rlhf.pipeline_stages("<b>odd</b> & model", None, None))
+    assert dot.startswith("digraph rlhf {") and dot.endswith("}")
+    assert dot.count("[label=<<b>") == 3 and "s0 -> s1" in dot and "s1 -> s2" in dot and "s0 -> s2" in dot
+    assert "&lt;b&gt;odd&lt;/b&gt; &amp; model" in dot and "<b>odd</b>" not in dot  # names are text, not markup
+    assert "in this session:<br/>tabs 2-3" in dot  # a state's lines become line breaks
+    assert f'fillcolor="{rlhf.IDLE}"' in dot
+
+
+def test_preference_probability_is_bradley_terry_and_never_overflows():
+    assert reward.preference_probability(0.0, 0.0) == 0.5
+    assert reward.preference_probability(2.0, 1.0) == pytest.approx(1 / (1 + math.exp(-1.0)), rel=1e-12)
+    assert reward.preference_probability(-1e4, 1e4) == 0.0 and reward.preference_probability(1e4, -1e4) == 1.0
+
+
+def test_readable_pairs_show_the_question_not_the_template():
+    rows = preference_pairs(0, False, "train")[:3]
+    table = preferences.readable_pairs(rows)
+    assert [list(r) for r in table] == [["question", "chosen", "rejected"]] * 3
+    assert (
+        table[0]["question"] == preferences.question_text(rows[0]["prompt"]) and "<|user|>" not in table[0]["question"]
+    )
+
+
 # -- candidates from the real model --------------------------------------------------------------------------
 
 

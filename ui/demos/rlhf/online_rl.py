@@ -1,0 +1,133 @@
+"""3 · Online RL: trl's RLOOTrainer trains a copy of the SFT model against a reward (a reward model, or verifiable
+correctness) with a KL coefficient β, live; several β one after another, side by side on the same charts
+(llmlab.rlhf.kl_comparison_work)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import streamlit as st
+
+from llmlab import plots, rlhf
+from llmlab.jobs import Job
+from llmlab.modeling import LoadedModel
+from llmlab.rlhf import RL_BETAS, RLRunConfig, SampledAnswers
+from ui.demos.rlhf import pipeline
+from ui.demos.rlhf.reward_models import (
+    CORRECTNESS,
+    RM_BIASED,
+    RM_SESSION,
+    RM_UNBIASED,
+    reward_model_for,
+    reward_options,
+)
+from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
+from ui.models import start_model
+from ui.runs import run_panel
+from ui.settings import RADIO, SettingsForm, option
+
+REDRAW = FRAGMENT_UNLESS_RUNNING
+CODE = """def judge(prompts, completions, **kwargs):            # trl passes dataset columns as kwargs
+    return score(reward_model, tokenizer, prompts, completions).tolist()
+
+trainer = RLOOTrainer(model=copy_of_sft, reward_funcs=judge, train_dataset=Dataset.from_list(prompts),
+                      args=RLOOConfig(beta=1.0, num_generations=4, per_device_train_batch_size=16,
+                                      learning_rate=5e-4, max_completion_length=24, ...))
+trainer.train()     # reward − β·Σ log π/π_ref per answer; advantage = reward − mean of the other 3"""
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    # "your reward model" is a choice once the reward-model tab has trained one: the form gets reward_options()
+    reward: str = option("Reward", RM_BIASED, choices=(RM_UNBIASED, RM_BIASED, RM_SESSION, CORRECTNESS), widget=RADIO)
+    compare: tuple[float, ...] = option(
+        "Also run, side by side (same seed)", (0.0,), choices=RL_BETAS,
+        help="More KL coefficients, each a run of its own after the first; curves share the charts.",
+    )  # fmt: skip
+    kl: float = option("KL coefficient β", choices=RL_BETAS, core=(RLRunConfig, "beta"))
+    steps: int = option("Steps", lo=5, hi=200, step=5, core=(RLRunConfig, "max_steps"))
+    lr: float = option("Learning rate", choices=rlhf.LEARNING_RATES, advanced=True, core=(RLRunConfig, "learning_rate"))
+
+    def configs(self) -> list[RLRunConfig]:
+        """One run per β: the chosen one first, then the others to compare (same seed)."""
+        reward = "correctness" if self.reward == CORRECTNESS else "reward model"
+        return [
+            RLRunConfig(beta=float(b), max_steps=int(self.steps), learning_rate=float(self.lr), reward=reward)
+            for b in dict.fromkeys([self.kl, *self.compare])
+        ]
+
+
+def draw(loaded: LoadedModel) -> None:
+    st.markdown(
+        "**How this relates to the card's PPO:** trl 1.16 has no PPOTrainer; `RLOOTrainer` is the same loop "
+        "without PPO's value network: each answer's advantage is its reward minus the mean reward of the other "
+        "answers to the same question, and β·KL(π‖π_ref) is subtracted from the reward exactly like the card's "
+        "`ppo_step(reward, kl_penalty=β)` (GRPOTrainer adds the KL to the loss instead)."
+    )
+    sft = start_model(loaded.device)
+    form = SettingsForm(OnlineSettings, "rl_online_", choices={"reward": reward_options(with_correctness=True)})
+    for name, column in zip(("reward", "compare", "kl", "steps", "lr"), [*st.columns(2), *st.columns(3)], strict=True):
+        form.widget(name, column)
+    settings = form.done()
+    configs = settings.configs()
+    try:
+        for config in configs:
+            config.check()
+    except rlhf.RLInputError as err:
+        st.error(str(err), icon="⚠️")
+        return
+
+    def make_job() -> Job:
+        run = reward_model_for(settings.reward, sft.name, sft.device)
+        return Job("rl-online", rlhf.kl_comparison_work(sft, run, configs))
+
+    betas = ", ".join(f"{c.beta:g}" for c in configs)
+    run_panel(
+        pipeline.RL_JOB,
+        make_job,
+        draw_rl_run,
+        start_label="Start RL",
+        idle_message=f"Press Start RL to train a copy of {sft.name} with RLOO at β = {betas} (one run after "
+        "another, same seed).",
+    )
+    pipeline.keep_current(pipeline.RL_JOB)
+    with st.expander("Show the code"):
+        st.code(CODE, language="python")
+
+
+def draw_rl_run(job: Job) -> None:
+    rows = job.snapshot()
+    if not rows:
+        st.caption("Sampling the first answers…")
+        return
+    betas = rlhf.run_betas(rows)
+
+    def series(key: str) -> dict:
+        return {
+            f"β = {b:g}": (
+                [r["step"] for r in rows if r["beta"] == b],
+                [r.get(key, math.nan) for r in rows if r["beta"] == b],
+            )
+            for b in betas
+        }
+
+    c1, c2 = st.columns(2)
+    reward = plots.metric_lines(series("rewards/judge/mean"), "Mean reward of sampled answers", "training step",
+                                "reward (score units; correctness 0–1)")  # fmt: skip
+    chart(reward, "rl_online_reward_chart", c1)
+    kl = plots.metric_lines(series("kl_seq"), "KL to the SFT model", "training step", "KL(π ‖ π_ref) (nats per answer)")
+    chart(kl, "rl_online_kl_chart", c2)
+    length = plots.metric_lines(
+        series("completions/mean_length"), "Answer length", "training step", "tokens per answer"
+    )
+    chart(length, "rl_online_length_chart", c1)
+    true = plots.metric_lines(series("true_reward"), "Correct answers (true reward)", "training step",
+                              "share of sampled answers that are right", percent=True)  # fmt: skip
+    chart(true, "rl_online_true_chart", c2)
+    st.markdown("**Side by side** (mean of each run's last 5 steps)")
+    st.dataframe(rlhf.side_by_side(rows), hide_index=True)
+    samples = job.notes_of(SampledAnswers)
+    if samples:
+        st.markdown("**Sampled answers at checkpoints**")
+        st.dataframe(rlhf.checkpoint_samples(samples), hide_index=True)
