@@ -86,16 +86,15 @@ def rows_for(results: list[StampedeResult]) -> list[Row]:
         Row(
             f"stampede, {n} sessions within 2 s on a fresh server: errors",
             f"0 in {len(results)} runs",
-            f"{len(errors)} in {failed_runs} of {len(results)} runs" + (f" (first: {errors[0][:200]})" if errors else ""),
+            f"{len(errors)} in {failed_runs} of {len(results)} runs"
+            + (f" (first: {errors[0][:200]})" if errors else ""),
             ok=not errors,
         )
     ]
     for page in page_names():
         charts = [t for r in results for t in r.first_chart_s.get(page, [])]
         finished = [t for r in results for t in r.finished_s.get(page, [])]
-        rows.append(
-            Row(f"  {label(page)}: arrival -> first chart", "", f"{_stats(charts)} ({len(charts)} sessions)")
-        )
+        rows.append(Row(f"  {label(page)}: arrival -> first chart", "", f"{_stats(charts)} ({len(charts)} sessions)"))
         rows.append(Row(f"  {label(page)}: arrival -> run finished", "", _stats(finished)))
     up = [r.server_up_s for r in results]
     rows.append(Row("  server accepting connections after", "", _stats(up)))

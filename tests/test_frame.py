@@ -92,7 +92,7 @@ PAGES = {"pretraining": "pages/1_Pretraining.py", "sft": "pages/2_SFT.py", "rlhf
 def test_every_tab_is_a_demo_module_and_every_try_it_hint_names_a_tab(lesson_id):
     tabs = page_tabs(PAGES[lesson_id])
     assert tabs, "the page lists its demos as Tab(label, module)"
-    for label, module in tabs:
+    for _, module in tabs:
         assert module in demo_modules(), module
         assert callable(importlib.import_module(module).draw), module
     labels = {label for label, _ in tabs}

@@ -118,10 +118,12 @@ def run_panel(
     b1.button(start_label, key=f"{key}_start", type="primary", disabled=running, on_click=_start,
               args=(key, make_job))  # fmt: skip
     b2.button("Stop", key=f"{key}_stop", disabled=not running, on_click=_stop, args=(key,))
-    b3.button("Reset", key=f"{key}_reset", disabled=job is None, on_click=_reset, args=(key,))
+    reset = b3.button("Reset", key=f"{key}_reset", disabled=job is None, on_click=_reset, args=(key,))
     error = st.session_state.pop(f"{key}_start_error", None)
     if error:
         st.error(error, icon="⚠️")
+    if reset and getattr(_tab, "in_fragment", False):
+        st.rerun(scope="app")  # Reset pressed in the tab's fragment: what is drawn outside it forgets the run too
 
     if job is None:
         st.caption(idle_message)

@@ -313,4 +313,3 @@ def _presenter() -> bool:
     from ui.shell import presenter
 
     return presenter()
-

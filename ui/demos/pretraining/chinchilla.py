@@ -90,8 +90,12 @@ def draw(loaded: LoadedModel) -> None:
     chart(
         plots.compute_frontier(
             [
-                ("compute-optimal frontier (this fit)", [r.n_params for r in optimal], [r.n_tokens for r in optimal],
-                 "solid"),
+                (
+                    "compute-optimal frontier (this fit)",
+                    [r.n_params for r in optimal],
+                    [r.n_tokens for r in optimal],
+                    "solid",
+                ),
                 ("D = 20 N (Chinchilla's rule)", [r.n_params for r in rules], [r.n_tokens for r in rules], "solid"),
                 *budget_lines,
             ],

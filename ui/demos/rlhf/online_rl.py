@@ -91,7 +91,6 @@ def draw(loaded: LoadedModel) -> None:
         idle_message=f"Press Start RL to train a copy of {sft.name} with RLOO at β = {betas} (one run after "
         "another, same seed).",
     )
-    pipeline.keep_current(pipeline.RL_JOB)
     with st.expander("Show the code"):
         st.code(CODE, language="python")
 

@@ -13,7 +13,6 @@ from llmlab import plots, preferences, reward, rlhf
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.reward import HeldOutScores, RewardRunConfig
-from ui.demos.rlhf import pipeline
 from ui.demos.rlhf.reward_models import RM_JOB
 from ui.demos.rlhf.score_box import score_box
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
@@ -74,7 +73,6 @@ def draw(loaded: LoadedModel) -> None:
         start_label="Train reward model",
         idle_message=f"Press Train reward model to train one live ({RewardRunConfig.max_steps} steps by default).",
     )
-    pipeline.keep_current(RM_JOB)
     st.markdown("#### Score two answers")
     score_box(sft)
     with st.expander("Show the code"):
