@@ -233,6 +233,7 @@ class Session:
         self.auto_rerun_started = 0  # how many run_every fragments the server asked this session to poll
         self.headings_at: dict[str, float] = {}  # heading text -> when it first arrived (perf_counter)
         self.first_chart_at: float | None = None  # when the first chart (plotly or graphviz) arrived
+        self.error_alerts: list[str] = []  # every st.error text the app sent (e.g. a failed run's message)
         # The runs seen (received at, what), for error reports: enough for a minute of 0.5 s redraws.
         self.trace: collections.deque[tuple[float, str]] = collections.deque(maxlen=400)
         self._ws: Any = None
@@ -465,8 +466,10 @@ class Session:
             self.first_chart_at = self.first_chart_at or received
         elif kind == "exception":
             self.errors.append(f"{self.name}: the app showed a traceback: {proto.type}: {proto.message[:200]}")
-        elif kind == "alert" and proto.body.startswith(FRIENDLY_ERROR):
-            self.errors.append(f"{self.name}: the app showed an error: {proto.body[:200]}")
+        elif kind == "alert" and proto.format == proto.ERROR:
+            self.error_alerts.append(proto.body)
+            if proto.body.startswith(FRIENDLY_ERROR):
+                self.errors.append(f"{self.name}: the app showed an error: {proto.body[:200]}")
         elif kind == "markdown":
             found = TRAINING_STEP.search(proto.body)
             if found:

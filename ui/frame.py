@@ -81,9 +81,10 @@ def wait_for(stage: int) -> None:
 def load_frame(model_slot: DeltaGenerator) -> LoadedModel:
     """The heavy part of the frame: once the model stage of the warm-up is done, the sidebar's model box."""
     wait_for(warm.MODEL)
-    from ui.models import model_picker
+    with warm.demo_code():
+        from ui.models import model_picker
 
-    return model_picker(model_slot)
+        return model_picker(model_slot)
 
 
 def demo_tabs(page: str, model_slot: DeltaGenerator, tabs: Sequence[Tab], above: str | None = None) -> None:
@@ -111,8 +112,9 @@ def demo_tabs(page: str, model_slot: DeltaGenerator, tabs: Sequence[Tab], above:
 def draw_demo(module_name: str, loaded: LoadedModel, what: str) -> None:
     with shielded(what):
         wait_for(warm.stage_of(module_name))
-        module = importlib.import_module(module_name)
-        _redrawn(module)(loaded)
+        with warm.demo_code():
+            module = importlib.import_module(module_name)
+            _redrawn(module)(loaded)
 
 
 @functools.cache
@@ -125,7 +127,7 @@ def _redrawn(module) -> Callable[[LoadedModel], None]:
 
     @functools.wraps(draw)
     def guarded(loaded: LoadedModel) -> None:
-        with shielded(f"the {module.__name__.rsplit('.', 1)[-1].replace('_', ' ')} demo"):
+        with shielded(f"the {module.__name__.rsplit('.', 1)[-1].replace('_', ' ')} demo"), warm.demo_code():
             draw(loaded)
 
     redraw = getattr(module, "REDRAW", FRAGMENT)

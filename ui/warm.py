@@ -17,16 +17,23 @@ in two stages, so the first demo does not wait for the trainers:
 Then, without holding anyone up, the RLHF and DPO pages' start model and the bundled reward models are loaded
 (a page that needs one meanwhile waits for that load through the cache's own lock, never loads it twice).
 A session that arrives meanwhile sees the card at once, and its demo as soon as the stage it needs is done.
+
+Waiting for a stage is not enough on its own: a demo of stage 1 runs while stage 2 imports, and libraries import
+lazily from inside their functions (plotly looks up pandas on every figure: it once met the pandas that stage 2
+was half-way through importing). So while the warm-up runs, `demo_code()` (the pages' demo drawing) and each of
+the warm-up's imports exclude each other, like readers and a writer: many demos at once, or one import. Once the
+warm-up is done, `demo_code()` costs nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import pkgutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 log = logging.getLogger("llmlab.warmup")
@@ -37,6 +44,10 @@ WAIT_LIMIT_S = 600.0  # a stage that takes longer than this is reported as faile
 
 
 def _load_default_model() -> None:
+    import pandas as pd
+    import plotly.io
+    import pyarrow
+
     from llmlab.modeling import DEFAULT_MODEL, pick_device
     from llmlab.nexttoken import TokenProb
     from llmlab.plots import next_token_bars
@@ -44,7 +55,10 @@ def _load_default_model() -> None:
 
     configure_torch()
     shared_model(DEFAULT_MODEL, pick_device())
-    next_token_bars([TokenProb(0, "a", 1.0)], title="warm-up")  # loads plotly's template once, in one thread
+    # What a first chart and a first table do, once, in this thread: plotly's template and its optional
+    # imports; a DataFrame to Arrow as st.dataframe sends it.
+    plotly.io.to_json(next_token_bars([TokenProb(0, "a", 1.0)], title="warm-up"))
+    pyarrow.Table.from_pandas(pd.DataFrame([{"a": 1, "b": "x"}]))
 
 
 def _load_start_models() -> None:
@@ -77,6 +91,11 @@ STAGES = (
         "the model",
         (
             "torch",
+            "numpy",
+            "pandas",
+            "pyarrow",
+            "PIL.Image",
+            "plotly.graph_objects",
             "transformers",
             "llmlab.modeling",
             "llmlab.nexttoken",
@@ -93,8 +112,66 @@ STAGES = (
 )
 PRELOAD = _load_start_models  # after the stages: nothing waits for it
 
+
+class _Gate:
+    """Readers (demo code, any number at once) or one writer (a first import), never both; a waiting writer goes
+    before new readers. Re-entrant for a reader thread (a demo inside a demo's frame)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+        self._depth = threading.local()
+        self.open = False  # the warm-up is over: readers pass without a lock
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        depth = getattr(self._depth, "n", 0)
+        if self.open or depth:
+            self._depth.n = depth + 1
+            try:
+                yield
+            finally:
+                self._depth.n = depth
+            return
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        self._depth.n = 1
+        try:
+            yield
+        finally:
+            self._depth.n = 0
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+_gate = _Gate()
 _start_lock = threading.Lock()
 _thread: threading.Thread | None = None
+
+
+def demo_code() -> contextlib.AbstractContextManager[None]:
+    """Wrap a page's demo drawing: while the warm-up imports, they take turns (module docstring)."""
+    return _gate.reading()
 
 
 def start() -> None:
@@ -112,14 +189,17 @@ def _run() -> None:
         try:
             modules = stage.modules() if callable(stage.modules) else stage.modules
             for name in modules:
-                importlib.import_module(name)
-            stage.then()
+                with _gate.writing():
+                    importlib.import_module(name)
+            with _gate.writing():
+                stage.then()
         except BaseException as err:  # noqa: BLE001  (reported to every page that waits for it)
             log.exception("warm-up: %s failed", stage.name)
             stage.error = err
         stage.seconds = time.perf_counter() - begun
         stage.done.set()
         log.info("warm-up: %s ready after %.1f s", stage.name, stage.seconds)
+    _gate.open = True
     try:
         PRELOAD()
     except Exception:  # noqa: BLE001  (a page that needs the model loads it itself and shows its error)
