@@ -35,7 +35,7 @@ POLICY = "tiny-sft" if "tiny-sft" in bundled_models() else "tiny-base"
 def redraw(cands: rlhf.Candidates, bars, frontier, beta: float) -> str:
     """Everything a β move costs the server in the sweep tab's fragment: π* at β, the bars and the frontier
     marker updated in place, both figures serialised as `st.plotly_chart` does (to_dict, then to_json)."""
-    point = rlhf.sweep_point(cands, beta)
+    point = rlhf.optimum_at(cands, beta)
     ref = cands.ref_policy
     order = sorted(range(len(cands.texts)), key=lambda i: -max(ref[i], point.policy[i]))[:12]
     plots.update_policy_bars(

@@ -42,7 +42,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmlab.jobs import DivergedError, Job, JobCallback
 from llmlab.modeling import LoadedModel, trainable_copy
-from llmlab.nexttoken import context_limit
+from llmlab.nexttoken import context_limit, sequence_logps
 from llmlab.preferences import question_text
 from llmlab.trainargs import demo_trainer_args
 
@@ -242,45 +242,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 def generation_prompt_ids(tokenizer: PreTrainedTokenizerBase, pair: Pair) -> list[int]:
     """The tokens a model sees before it answers this pair's prompt."""
     return _ids(tokenizer, pair["prompt"], add_generation_prompt=is_chat(pair))
-
-
-def _device(model: PreTrainedModel) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.no_grad()
-def sequence_logps(
-    model: PreTrainedModel,
-    prompts: Sequence[list[int]],
-    answers: Sequence[list[int]],
-    pad_id: int,
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """Σ_t log π(answer_t | prompt, answer_<t) for each (prompt, answer): (N,) float32, nats.
-
-    Sequences are batched by length (answers run from 2 to ~90 tokens), so little compute goes to padding."""
-    device = _device(model)
-    seqs = [p + a for p, a in zip(prompts, answers, strict=True)]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    out = torch.zeros(len(seqs))
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = max(len(seqs[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        labels = torch.full((len(rows), width), -100, dtype=torch.long)  # -100: not an answer token
-        for r, i in enumerate(rows):
-            n_prompt, n = len(prompts[i]), len(seqs[i])
-            input_ids[r, :n] = torch.tensor(seqs[i])
-            attention[r, :n] = 1
-            labels[r, n_prompt:n] = input_ids[r, n_prompt:n]
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits  # (B, T, V)
-        # position t predicts token t+1; cross_entropy is log_softmax + gather in one pass
-        token_nll = F.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), labels[:, 1:].to(device), ignore_index=-100, reduction="none"
-        )  # (B, T-1)
-        out[rows] = -token_nll.sum(dim=1).cpu()
-    return out
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from llmlab.policy_eval import (
     SplitReport,
     compare_on,
     drift_from_reference,
-    greedy_answers,
+    greedy_texts,
     heldout_accuracy,
     unique_prompts,
 )
@@ -112,7 +112,7 @@ def dpo_work(
         answers = [
             {"question": prompt_text(p), "before (start model)": b, "after DPO": a}
             for p, b, a in zip(
-                shown, greedy_answers(run.reference, tok, shown), greedy_answers(run.policy, tok, shown), strict=True
+                shown, greedy_texts(run.reference, tok, shown), greedy_texts(run.policy, tok, shown), strict=True
             )
         ]
         return DPOOutcome(run=run, heldout=heldout, answers=answers, wall_s=time.perf_counter() - started)
@@ -326,7 +326,7 @@ def annotator_work(
     def measure(name: str, model: PreTrainedModel, steps: int, train_s: float) -> LabellerResult:
         scores = score_pairs(model, start.model, start.tokenizer, eval_pairs)
         reward = drift_from_reference(model, start.model, start.tokenizer, prompts, reward_fn).reward
-        examples = greedy_answers(model, start.tokenizer, prompts[:4])
+        examples = greedy_texts(model, start.tokenizer, prompts[:4])
         return LabellerResult(
             name, heldout_accuracy(scores), longer_preference(scores, eval_pairs), reward, steps, train_s, examples
         )

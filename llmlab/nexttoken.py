@@ -11,9 +11,11 @@ cached logits afterwards (`sampling_distribution`), so moving a slider never re-
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmlab.corpus import COUNTRIES, capital_prompt
@@ -178,3 +180,94 @@ def capital_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase)
         answer = greedy_continuation(model, tokenizer, capital_prompt(country), 8, stop_text=".")
         right += answer.strip().split(",")[0] == country.capital
     return right, len(COUNTRIES)
+
+
+@torch.no_grad()
+def sequence_logps(
+    model: PreTrainedModel,
+    prompts: Sequence[list[int]],
+    answers: Sequence[list[int]],
+    pad_id: int,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Σ_t log π(answer_t | prompt, answer_<t) for each (prompt, answer): (N,) float32, nats.
+
+    Sequences are batched by length (answers run from 2 to ~90 tokens), so little compute goes to padding."""
+    device = next(model.parameters()).device
+    seqs = [list(p) + list(a) for p, a in zip(prompts, answers, strict=True)]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = torch.zeros(len(seqs))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(seqs[i]) for i in rows)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)  # -100: not an answer token
+        for r, i in enumerate(rows):
+            n_prompt, n = len(prompts[i]), len(seqs[i])
+            input_ids[r, :n] = torch.tensor(seqs[i])
+            attention[r, :n] = 1
+            labels[r, n_prompt:n] = input_ids[r, n_prompt:n]
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits  # (B, T, V)
+        # position t predicts token t+1; cross_entropy is log_softmax + gather in one pass
+        token_nll = F.cross_entropy(
+            logits[:, :-1].float().transpose(1, 2), labels[:, 1:].to(device), ignore_index=-100, reduction="none"
+        )  # (B, T-1)
+        out[rows] = -token_nll.sum(dim=1).cpu()
+    return out
+
+
+@torch.no_grad()
+def sample_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: Sequence[list[int]],
+    max_new_tokens: int = 24,
+    seed: int = 0,
+    greedy: bool = False,
+) -> list[list[int]]:
+    """Answer tokens (up to and including EOS) for each prompt, sampled at temperature 1 or greedy.
+
+    Our own batched loop with a private torch.Generator: `generate()` would draw from torch's global RNG,
+    which other sessions' training threads share."""
+    device = model.device
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    prompts = [list(p)[-(context_limit(model) - max_new_tokens) :] for p in prompt_ids]
+    width = max(len(p) for p in prompts)
+    n = len(prompts)
+    # Left-pad so every row's next token is at the last position; position ids skip the padding.
+    ids = torch.full((n, width), pad, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    answers: list[list[int]] = [[] for _ in range(n)]
+    done = torch.zeros(n, dtype=torch.bool)
+    was_training = model.training
+    model.eval()
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    step_ids, cache = ids, None
+    try:
+        for _ in range(max_new_tokens):
+            out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+            cache = out.cache  # keys/values of everything so far: each step feeds one new token
+            logits = out.logits[:, -1].float().cpu()
+            if greedy:
+                next_ids = logits.argmax(dim=-1)
+            else:
+                next_ids = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
+            for i in range(n):
+                if not done[i]:
+                    answers[i].append(int(next_ids[i]))
+                    done[i] = int(next_ids[i]) == eos
+            if bool(done.all()):
+                break
+            step_ids = next_ids.to(device).unsqueeze(1)  # (n, 1)
+            positions = positions[:, -1:] + 1
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=device)], dim=1)
+    finally:
+        model.train(was_training)
+    return answers

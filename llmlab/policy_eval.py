@@ -20,7 +20,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmlab.dpo import Pair, PairScore, generation_prompt_ids, prompt_text, score_pairs
-from llmlab.nexttoken import context_limit
+from llmlab.nexttoken import sample_answers
 
 RewardFn = Callable[[str, str], float]  # (prompt text, answer text) -> the preference data's true reward
 
@@ -40,62 +40,6 @@ def heldout_accuracy(scores: Sequence[PairScore]) -> float:
 
 
 # -- sampling, KL to the reference, true reward ------------------------------------------------------------
-
-
-@torch.no_grad()
-def sample_answers(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompt_ids: Sequence[list[int]],
-    max_new_tokens: int = 24,
-    seed: int = 0,
-    greedy: bool = False,
-) -> list[list[int]]:
-    """Answer tokens (up to and including EOS) for each prompt, sampled at temperature 1 or greedy.
-
-    Our own batched loop with a private torch.Generator: `generate()` would draw from torch's global RNG,
-    which other sessions' training threads share."""
-    device = model.device
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    prompts = [list(p)[-(context_limit(model) - max_new_tokens) :] for p in prompt_ids]
-    width = max(len(p) for p in prompts)
-    n = len(prompts)
-    # Left-pad so every row's next token is at the last position; position ids skip the padding.
-    ids = torch.full((n, width), pad, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :] = torch.tensor(p)
-        mask[i, width - len(p) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    answers: list[list[int]] = [[] for _ in range(n)]
-    done = torch.zeros(n, dtype=torch.bool)
-    was_training = model.training
-    model.eval()
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    step_ids, cache = ids, None
-    try:
-        for _ in range(max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
-            cache = out.cache  # keys/values of everything so far: each step feeds one new token
-            logits = out.logits[:, -1].float().cpu()
-            if greedy:
-                next_ids = logits.argmax(dim=-1)
-            else:
-                next_ids = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
-            for i in range(n):
-                if not done[i]:
-                    answers[i].append(int(next_ids[i]))
-                    done[i] = int(next_ids[i]) == eos
-            if bool(done.all()):
-                break
-            step_ids = next_ids.to(device).unsqueeze(1)  # (n, 1)
-            positions = positions[:, -1:] + 1
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=device)], dim=1)
-    finally:
-        model.train(was_training)
-    return answers
 
 
 @torch.no_grad()
@@ -164,7 +108,7 @@ def drift_from_reference(
     return DriftReport(kl=float(kl.mean()), reward=reward, samples=list(zip(questions, texts, strict=True))[:8])
 
 
-def greedy_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]) -> list[str]:
+def greedy_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]) -> list[str]:
     """The model's greedy answer to each pair's prompt, as text (the before/after tables)."""
     prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs]
     answers = sample_answers(model, tokenizer, prompts, greedy=True)

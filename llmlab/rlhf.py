@@ -14,7 +14,7 @@ Two views of the same objective, max_π E_π[r] − β·KL(π ‖ π_ref):
    `beta` is that KL coefficient; at β = 0 nothing holds the policy near the SFT model.
 
     cands = sample_candidates(sft.model, sft.tokenizer, rm.model, prompt, k=32)
-    point = sweep_point(cands, beta=0.1)      # .policy (π*), .kl (nats), .expected_proxy, .expected_true
+    point = optimum_at(cands, beta=0.1)      # .policy (π*), .kl (nats), .expected_proxy, .expected_true
     run = run_rl(sft, rm, RLRunConfig(beta=0.05))   # curves of reward, KL and length per step
 
 The page's tables and its pipeline graph (a session's stages as Graphviz DOT) are built here too, from results.
@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import RLOOConfig, RLOOTrainer
 
 from llmlab.jobs import DivergedError, Job
 from llmlab.modeling import LoadedModel, trainable_copy
-from llmlab.nexttoken import context_limit
+from llmlab.nexttoken import context_limit, sequence_logps
 from llmlab.preferences import padded, padding_level, question_text, questions, true_reward
 from llmlab.reward import RewardRun, score
 from llmlab.trainargs import demo_trainer_args
@@ -73,27 +72,6 @@ class Candidates:
     def ref_policy(self) -> np.ndarray:
         """π_ref renormalised over the distinct candidates (sums to 1)."""
         return kl_regularized_policy(self.ref_logprobs, np.zeros_like(self.proxy), math.inf)
-
-
-@torch.inference_mode()
-def sequence_logprobs(
-    model: PreTrainedModel, prompt_ids: Sequence[int], completions: Sequence[Sequence[int]]
-) -> np.ndarray:
-    """log p(completion | prompt) for each completion (token ids), in nats, one batched forward."""
-    if not completions:
-        return np.zeros(0)
-    device = next(model.parameters()).device
-    rows = [list(prompt_ids) + list(c) for c in completions]
-    width = max(len(r) for r in rows)
-    input_ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=device)  # (N, T)
-    attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)  # (N, T)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits.float()  # (N, T, V)
-    logps = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]  # (N, T-1)
-    start = len(prompt_ids) - 1  # position whose logits predict the first completion token
-    mask = torch.zeros_like(logps)
-    for i, c in enumerate(completions):
-        mask[i, start : start + len(c)] = 1.0
-    return (logps * mask).sum(-1).double().cpu().numpy()
 
 
 @torch.inference_mode()
@@ -149,7 +127,8 @@ def sample_candidates(
                 if len(rewrite) <= room:
                     counts.setdefault(tuple(rewrite), 0)
     token_lists = list(counts)
-    logps = sequence_logprobs(policy, prompt_ids, token_lists)
+    logps = sequence_logps(policy, [prompt_ids] * len(token_lists), token_lists, tokenizer.pad_token_id)
+    logps = logps.double().numpy()  # nats; float64 for exp(r/β) downstream
     # Different token sequences can decode to one text: merge them (probabilities add).
     merged: dict[str, dict] = {}
     for ids, logp in zip(token_lists, logps, strict=True):
@@ -219,7 +198,7 @@ def kl_divergence_of_logs(log_p: np.ndarray, log_q: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class SweepPoint:
+class Optimum:
     beta: float
     policy: np.ndarray  # π* over the candidates (sums to 1)
     kl: float  # KL(π* ‖ π_ref), nats
@@ -229,12 +208,12 @@ class SweepPoint:
     expected_padding: float  # E_π*[polite phrases per answer]
 
 
-def sweep_point(cands: Candidates, beta: float) -> SweepPoint:
+def optimum_at(cands: Candidates, beta: float) -> Optimum:
     """The KL-regularised optimum at one β, and what it scores."""
     log_policy = log_kl_regularized_policy(cands.ref_logprobs, cands.proxy, beta)
     policy = np.exp(log_policy)
     log_ref = log_kl_regularized_policy(cands.ref_logprobs, np.zeros_like(cands.proxy), math.inf)
-    return SweepPoint(
+    return Optimum(
         beta=beta,
         policy=policy,
         kl=kl_divergence_of_logs(log_policy, log_ref),
@@ -440,8 +419,9 @@ class _Judge:
         for prompt, rows in groups.items():
             prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             answers = [list(completion_ids[i]) for i in rows]
-            diff = sequence_logprobs(self.policy, prompt_ids, answers) - sequence_logprobs(
-                self.reference.model, prompt_ids, answers
+            prompts_ids, pad = [prompt_ids] * len(answers), tokenizer.pad_token_id
+            diff = sequence_logps(self.policy, prompts_ids, answers, pad) - sequence_logps(
+                self.reference.model, prompts_ids, answers, pad
             )
             for i, d in zip(rows, diff, strict=True):
                 kl[i] = float(d)

@@ -40,7 +40,7 @@ from llmlab.instructions import (
 )
 from llmlab.jobs import DivergedError, Job, JobCallback, TaggedJob
 from llmlab.modeling import LoadedModel, trainable_copy
-from llmlab.nexttoken import context_limit, readable_piece
+from llmlab.nexttoken import context_limit, readable_piece, sample_answers
 from llmlab.trainargs import demo_trainer_args
 
 datasets.disable_progress_bars()
@@ -289,37 +289,19 @@ def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[i
     return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
 
 
-@torch.inference_mode()
 def greedy_answers(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, questions: Sequence[str], max_new_tokens: int = 24
 ) -> list[ChatAnswer]:
-    """Greedy answers to many questions in one batch (left-padded; stops at the end-of-text token)."""
+    """Greedy answers to many questions in one batch (stops at the end-of-text token)."""
     if not questions:
         return []
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    eos = tokenizer.eos_token_id
     prompts = [chat_prompt_ids(tokenizer, q) for q in questions]
-    width = max(len(p) for p in prompts)
-    max_new_tokens = max(1, min(max_new_tokens, context_limit(model) - width))
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (B, T)
-    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)  # (B, T)
-    output = model.generate(
-        input_ids=input_ids,
-        attention_mask=attention,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        pad_token_id=pad,
-        eos_token_id=eos,
-    )[:, width:]  # (B, new)
-    model.train(was_training)
-    answers = []
-    for question, row in zip(questions, output.tolist(), strict=True):
-        stopped = eos in row
-        row = row[: row.index(eos)] if stopped else row
-        answers.append(ChatAnswer(question, tokenizer.decode(row), stopped))
-    return answers
+    answers = sample_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens, greedy=True)
+    return [
+        ChatAnswer(question, tokenizer.decode(row[:-1] if row[-1:] == [eos] else row), row[-1:] == [eos])
+        for question, row in zip(questions, answers, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from llmlab import dpo_experiments
 from llmlab.dpo import DPOSettings
 from llmlab.jobs import Job, TaggedJob
 from llmlab.modeling import LoadedModel
-from llmlab.policy_eval import sample_answers
+from llmlab.nexttoken import sample_answers
 from llmlab.preferences import preference_pairs, true_reward
 from llmlab.reward import RewardRunConfig, train_reward_model
 from llmlab.votes import Pair, VoteStore, VoteStoreError, make_pair

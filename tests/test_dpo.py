@@ -167,7 +167,7 @@ def test_batched_sampler_is_greedy_decoding_when_greedy(start):
         "<|user|>Where is Peru?<|assistant|>",
     ]
     ids = [start.tokenizer(p)["input_ids"] for p in prompts]  # different lengths: left padding is exercised
-    answers = policy_eval.sample_answers(start.model, start.tokenizer, ids, max_new_tokens=16, greedy=True)
+    answers = nexttoken.sample_answers(start.model, start.tokenizer, ids, max_new_tokens=16, greedy=True)
     for prompt, answer in zip(prompts, answers, strict=True):
         expected = nexttoken.greedy_continuation(start.model, start.tokenizer, prompt, 16)
         assert start.tokenizer.decode(answer, skip_special_tokens=True) == expected
@@ -176,7 +176,7 @@ def test_batched_sampler_is_greedy_decoding_when_greedy(start):
 def test_kl_equals_a_direct_sum_over_the_vocabulary(start):
     reference = load_model("tiny-base", "cpu")
     prompt = start.tokenizer("<|user|>Where is Peru?<|assistant|>")["input_ids"]
-    [answer] = policy_eval.sample_answers(start.model, start.tokenizer, [prompt], max_new_tokens=8, seed=3)
+    [answer] = nexttoken.sample_answers(start.model, start.tokenizer, [prompt], max_new_tokens=8, seed=3)
     [kl] = policy_eval.per_token_kl(start.model, reference.model, [prompt], [answer], start.tokenizer.pad_token_id)
     direct = 0.0
     for t in range(len(answer)):

@@ -64,3 +64,22 @@ def test_emoji_pieces_are_readable_bytes_not_replacement_characters(tiny_base):
 def test_top_tokens_are_sorted(tiny_base):
     tops = top_tokens(torch.softmax(LOGITS, -1), tiny_base.tokenizer, 4)
     assert [t.token_id for t in tops] == [0, 1, 2, 3]
+
+
+def test_sequence_logps_is_the_sum_of_each_answer_tokens_log_probability(tiny_base):
+    """One implementation for DPO's implicit reward and the RLHF sweep's π_ref(y): checked against a direct,
+    unbatched computation, for answers of different lengths batched together (padding must not leak in)."""
+    import torch.nn.functional as F
+
+    from llmlab.nexttoken import sequence_logps
+
+    tok, model = tiny_base.tokenizer, tiny_base.model
+    prompt = tok("The capital of France is", add_special_tokens=False)["input_ids"]
+    answers = [tok(a, add_special_tokens=False)["input_ids"] for a in (" Paris", " Rome.", " a city in Europe.")]
+    got = sequence_logps(model, [prompt] * 3, answers, pad_id=tok.pad_token_id, batch_size=2)
+    for value, answer in zip(got, answers, strict=True):
+        ids = torch.tensor([prompt + answer])
+        logp = F.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)  # (T-1, V): position t predicts t+1
+        direct = sum(float(logp[len(prompt) - 1 + k, token]) for k, token in enumerate(answer))
+        assert float(value) == pytest.approx(direct, abs=1e-4)
+    assert got[0] > got[1]  # " Paris" is the likely answer

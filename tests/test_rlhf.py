@@ -128,7 +128,7 @@ def test_frontier_kl_rises_as_beta_falls_and_hacking_shows():
     assert curve.kl[-1] == pytest.approx(-REF[3], rel=1e-3)  # all mass on one answer: KL = −log π_ref(y)
     # the vectorised frontier equals the optimum computed one β at a time
     for i in (0, 30, len(betas) - 1):
-        point = rlhf.sweep_point(cands, betas[i])
+        point = rlhf.optimum_at(cands, betas[i])
         assert curve.kl[i] == pytest.approx(point.kl, abs=1e-9)
         assert curve.expected_proxy[i] == pytest.approx(point.expected_proxy, abs=1e-9)
         assert curve.expected_padding[i] == pytest.approx(point.expected_padding, abs=1e-9)

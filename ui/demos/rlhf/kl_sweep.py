@@ -1,5 +1,5 @@
 """2 · KL sweep: sample K answers from the SFT model π_ref and score them once; the best policy over those answers
-for max E[r] − β·KL(π‖π_ref) is exact, π*(y) ∝ π_ref(y)·exp(r(y)/β) (llmlab.rlhf.sweep_point), so the β slider
+for max E[r] − β·KL(π‖π_ref) is exact, π*(y) ∝ π_ref(y)·exp(r(y)/β) (llmlab.rlhf.optimum_at), so the β slider
 moves instantly: no model call, and no figure rebuilt (the kept figures' bars and marker move)."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def draw(loaded: LoadedModel) -> None:
     version = (sft.name, sft.device, s.reward, id(run), s.question, s.k, s.temperature, s.rewrites)
     try:
         cands, curve = cached_sweep(*version[:3], run, *version[3:])
-        point = rlhf.sweep_point(cands, s.beta)
+        point = rlhf.optimum_at(cands, s.beta)
     except rlhf.RLInputError as err:
         st.error(str(err), icon="⚠️")
         return
