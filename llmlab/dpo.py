@@ -342,7 +342,7 @@ def batch_metrics(scores: Sequence[PairScore], beta: float) -> dict[str, float]:
 
 
 def dpo_config(settings: DPOSettings, output_dir: str, device: str):
-    """trl's DPOConfig for a small model on CPU (DESIGN.md's measured settings)."""
+    """trl's DPOConfig for a small model on CPU (the measured settings in docs/ARCHITECTURE.md)."""
     from trl import DPOConfig
 
     return DPOConfig(

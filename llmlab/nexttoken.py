@@ -138,13 +138,30 @@ def sampling_distribution(
     return probs
 
 
-def top_tokens(probs: torch.Tensor, tokenizer: PreTrainedTokenizerBase, k: int = 10) -> list[TokenProb]:
-    """The k most likely tokens, most likely first."""
+def top_tokens(
+    probs: torch.Tensor, tokenizer: PreTrainedTokenizerBase, k: int = 10, also: int | None = None
+) -> list[TokenProb]:
+    """The k most likely tokens, most likely first; with `also`, that token last if it is not among them (a rare
+    draw that was just sampled, say)."""
     values, ids = torch.topk(probs, min(k, probs.shape[-1]))
-    return [
+    tops = [
         TokenProb(token_id=i, text=readable_piece(tokenizer, i), prob=v)
         for v, i in zip(values.tolist(), ids.tolist(), strict=True)
     ]
+    if also is not None and all(t.token_id != also for t in tops):
+        tops.append(TokenProb(also, readable_piece(tokenizer, also), float(probs[also])))
+    return tops
+
+
+def sampling_summary(sampling: torch.Tensor, top_k: int, top_p: float) -> str:
+    """What temperature, top-k and top-p left of the vocabulary, in words (the explorer's caption)."""
+    vocab = sampling.shape[-1]
+    notes = [f"{int((sampling > 0).sum()):,} of {vocab:,} tokens can be sampled"]
+    if top_k >= vocab:
+        notes.append(f"top-k {int(top_k):,} ≥ the vocabulary ({vocab:,}), so top-k removes nothing")
+    if top_p == 0:
+        notes.append("top-p 0 keeps only the most likely token: sampling becomes greedy")
+    return "; ".join(notes) + "."
 
 
 @torch.inference_mode()

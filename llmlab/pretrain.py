@@ -241,6 +241,24 @@ class Samples:
     texts: list[str]  # prompt + continuation, one per sample prompt
 
 
+def leader_lines(probes: list[Probe], also: int | None = None, last: int = 6) -> dict[int, list[float]]:
+    """token id -> its probability at each probe, for every token that was ever the probe's top-1 (the `last`
+    most recent of them) and `also` (the right answer, even before it leads)."""
+    leaders = list(dict.fromkeys(int(np.argmax(p.probs)) for p in probes))[-last:]
+    if also is not None and also not in leaders:
+        leaders.append(also)
+    return {t: [float(p.probs[t]) for p in probes] for t in leaders}
+
+
+def top1_since(probes: list[Probe], token_id: int) -> Probe | None:
+    """The first probe from which `token_id` stayed the most likely next token to the last probe (None: it is
+    not the top-1 now)."""
+    since = len(probes)
+    while since and int(np.argmax(probes[since - 1].probs)) == token_id:
+        since -= 1
+    return probes[since] if since < len(probes) else None
+
+
 def diverged_loss(vocab_size: int) -> float:
     """A live loss above this (1.5 ln V: worse than a uniform guess) means the step size is too big."""
     return 1.5 * math.log(vocab_size)

@@ -98,7 +98,7 @@ class RewardRunConfig:
 
 
 def reward_config(cfg: RewardRunConfig, output_dir: str, device: str = "cpu") -> RewardConfig:
-    """trl's config for one run, with the CPU settings DESIGN.md measured (no bf16, no checkpointing...)."""
+    """trl's config for one run, with the CPU settings measured in docs/ARCHITECTURE.md (no bf16, no checkpointing...)."""
     return RewardConfig(
         output_dir=output_dir,
         max_steps=cfg.max_steps,

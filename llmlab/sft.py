@@ -86,7 +86,7 @@ class SFTRunConfig:
 
 
 def sft_config(cfg: SFTRunConfig, output_dir: str, device: str = "cpu") -> SFTConfig:
-    """trl's config for one run, with the CPU settings DESIGN.md measured (no bf16, no checkpointing...)."""
+    """trl's config for one run, with the CPU settings measured in docs/ARCHITECTURE.md (no bf16, no checkpointing...)."""
     return SFTConfig(
         output_dir=output_dir,
         max_steps=cfg.max_steps,

@@ -83,3 +83,22 @@ def test_sequence_logps_is_the_sum_of_each_answer_tokens_log_probability(tiny_ba
         direct = sum(float(logp[len(prompt) - 1 + k, token]) for k, token in enumerate(answer))
         assert float(value) == pytest.approx(direct, abs=1e-4)
     assert got[0] > got[1]  # " Paris" is the likely answer
+
+
+def test_sampling_summary_says_what_the_filters_left(tiny_base):
+    from llmlab.nexttoken import sampling_summary
+
+    probs = sampling_distribution(LOGITS, 1.0, 0, 1.0)
+    assert sampling_summary(probs, 0, 1.0) == "6 of 6 tokens can be sampled."
+    greedy = sampling_distribution(LOGITS, 1.0, 0, 0.0)
+    assert sampling_summary(greedy, 0, 0.0) == (
+        "1 of 6 tokens can be sampled; top-p 0 keeps only the most likely token: sampling becomes greedy."
+    )
+    assert "so top-k removes nothing" in sampling_summary(probs, 6, 1.0)
+
+
+def test_top_tokens_can_add_a_rare_token_at_the_end(tiny_base):
+    probs = torch.softmax(LOGITS, dim=-1)
+    tops = top_tokens(probs, tiny_base.tokenizer, 2, also=5)
+    assert [t.token_id for t in tops] == [0, 1, 5] and tops[-1].prob == pytest.approx(float(probs[5]))
+    assert [t.token_id for t in top_tokens(probs, tiny_base.tokenizer, 2, also=1)] == [0, 1]  # already shown

@@ -3,6 +3,7 @@
 import math
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,10 +20,12 @@ from llmlab.pretrain import (
     corpus_ids,
     encode_corpus,
     expected_answer,
+    leader_lines,
     learning_rate_at,
     live_pretraining,
     new_model,
     pretrain,
+    top1_since,
 )
 
 SMALL = TinyGPTConfig(n_embd=64, n_layer=2, n_head=2, n_positions=64)  # for the slower experiments
@@ -182,3 +185,32 @@ def test_precomputed_results_cover_every_kind_and_level():
     for rows in saved["results"].values():
         assert [r["noise"] for r in rows] == saved["levels"]
         assert all(0 <= r["p_correct"] <= 1 and r["clean_loss"] > 0 for r in rows)
+
+
+def test_leader_lines_and_top1_since_follow_the_probes():
+    def probe(step, probs):
+        return Probe(step, np.array(probs, dtype="float32"))
+
+    probes = [
+        probe(0, [0.5, 0.3, 0.2]),
+        probe(5, [0.2, 0.6, 0.2]),
+        probe(10, [0.1, 0.2, 0.7]),
+        probe(15, [0.1, 0.1, 0.8]),
+    ]
+    assert leader_lines(probes) == {
+        0: pytest.approx([0.5, 0.2, 0.1, 0.1]),
+        1: pytest.approx([0.3, 0.6, 0.2, 0.1]),
+        2: pytest.approx([0.2, 0.2, 0.7, 0.8]),
+    }
+    assert list(leader_lines(probes, last=1)) == [2]
+    assert list(leader_lines(probes[:1], also=2)) == [0, 2]  # the answer is tracked before it leads
+    assert top1_since(probes, 2).step == 10  # the top-1 from step 10 to the end
+    assert top1_since(probes, 1) is None  # the top-1 once, not now
+
+
+def test_saved_noise_runs_load_typed_and_find_the_nearest_level():
+    saved = dataquality.load_saved_runs()
+    assert saved is not None and saved.steps == 300
+    nearest, clean = saved.nearest("repeated_lie", 0.27)
+    assert nearest.noise == 0.3 and clean.noise == 0.0 and nearest.kind == "repeated_lie"
+    assert isinstance(nearest, dataquality.NoiseResult) and len(nearest.losses) == nearest.steps

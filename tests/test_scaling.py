@@ -83,3 +83,20 @@ def test_non_positive_inputs_are_refused(bad):
 
 def test_format_count():
     assert [format_count(x) for x in (7e9, 1.5e13, 950_000, 12)] == ["7B", "15T", "950K", "12"]
+
+
+def test_the_demo_compares_the_users_run_with_q3_and_the_overtrained_model_without_repeats():
+    mine = scaling.TrainingRun("your run", 35e9, 20e9)  # not a named run, but the same budget as Q3
+    assert scaling.runs_to_show(scaling.TrainingRun("your run", 7e9, 100e9)) == scaling.NAMED_RUNS  # Q3's first
+    assert scaling.runs_to_show(mine)[-1] is mine
+    assert list(scaling.budgets(mine)) == ["your budget", "8B × 15T's budget"]  # Q3's budget is the same one
+    rows = scaling.comparison_rows(mine)
+    assert [r["run"] for r in rows] == [*(r.label for r in scaling.NAMED_RUNS), "your run"]
+    assert rows[-1]["predicted loss"] == round(mine.loss(), 4) and rows[-1]["tokens per parameter"] == 0.6
+    assert rows[-1]["optimum's loss at this C"] <= rows[-1]["predicted loss"]
+
+
+def test_the_overtrained_models_compute_optimal_twin_reaches_its_loss_with_less_training():
+    twin = scaling.overtrained_twin()
+    assert twin.run.loss() == pytest.approx(scaling.OVERTRAINED.loss(), abs=1e-6)
+    assert twin.training_saving > 1 and twin.serving_cost > 1  # cheaper to train, dearer to serve
