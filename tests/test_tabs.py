@@ -61,3 +61,12 @@ def test_reset_keeps_the_open_tab_and_drops_the_settings():
     assert at.session_state["pt_live_steps"] == 600  # the default again (and so in the URL)
     assert at.query_params["tab_pretraining"] == "Watch it learn"
     assert "pt_live_start" in buttons(at)  # still on the live tab
+
+
+def test_a_try_it_button_opens_the_demo_its_question_names():
+    at = open_page("pages/1_Pretraining.py")
+    assert has_chart(at, "pt_next_token_chart") and not has_chart(at, "pt_ch_iso")
+    at.button(key="try_pretraining-q3").click().run()  # Q3: "Same compute budget, two options..."
+    assert not at.exception
+    assert at.session_state["tab_pretraining"] == "Chinchilla" and at.query_params["tab_pretraining"] == "Chinchilla"
+    assert has_chart(at, "pt_ch_iso") and not has_chart(at, "pt_next_token_chart")
