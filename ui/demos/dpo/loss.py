@@ -103,9 +103,9 @@ def implicit_reward(start: LoadedModel, example: str) -> None:
     table = [{"quantity": name, "chosen": round(c, 4), "rejected": round(r, 4)} for name, (c, r) in rows.items()]
     st.dataframe(pd.DataFrame(table), hide_index=True, key="dpo_example_table")
     m1, m2, m3 = st.columns(3)
-    m1.metric("margin Δ_chosen − Δ_rejected", f"{score.margin:.3f} nats")
-    m2.metric("loss −log σ(β·margin)", f"{score.loss(beta):.4f} nats")
-    m3.metric("gradient weight σ(−β·margin)", f"{score.gradient_weight(beta):.3f}")
+    m1.metric("margin (nats)", f"{score.margin:.3f}", help="Δ_chosen − Δ_rejected")
+    m2.metric("loss (nats)", f"{score.loss(beta):.4f}", help="−log σ(β·margin)")
+    m3.metric("gradient weight", f"{score.gradient_weight(beta):.3f}", help="σ(−β·margin)")
     st.caption(
         f"loss = −log σ({beta:g} × {score.margin:.3f}) = {score.loss(beta):.4f}. No reward model anywhere: the "
         "reward is read off the two models' log-probs."
