@@ -107,6 +107,7 @@ def test_the_warm_up_lists_modules_that_exist_and_imports_every_demo():
     later = warm.STAGES[warm.TRAINERS].modules()
     assert set(demo_modules()) <= set(listed) | set(later)
     assert warm.stage_of("ui.demos.pretraining.explorer") == warm.MODEL
+    assert warm.stage_of("ui.demos.dpo.loss") == warm.MODEL
     assert warm.stage_of("ui.demos.sft.live") == warm.TRAINERS
 
 
@@ -120,3 +121,15 @@ def test_the_core_never_imports_streamlit():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout[:300]
+
+
+def test_the_model_stage_imports_no_trainer():
+    """What stage 1 imports must not pull in trl or datasets: the demos it serves would wait for them."""
+    code = (
+        "import importlib, sys\n"
+        "from ui import warm\n"
+        "for name in warm.STAGES[warm.MODEL].modules: importlib.import_module(name)\n"
+        "print(sorted(m for m in ('trl', 'datasets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-300:]

@@ -11,8 +11,9 @@ templates, the shared models (loaded once into `ui.models.shared_model`'s cache)
 
 The warm-up starts with the first script run on the server (`ui/__init__.py`: a page has no earlier hook),
 in two stages, so the first demo does not wait for the trainers:
-1. "the model": torch, transformers' model and tokenizer classes, plotly, the pure demos' modules; then the
-   default model is loaded and one figure is built;
+1. "the model": torch, transformers' model and tokenizer classes, plotly, the demos that need no trainer (the
+   pre-training explorer, timeline and Chinchilla, the DPO loss); then the default model is loaded and one
+   figure is built;
 2. "the trainers": trl, peft, datasets and every other demo module (ui/demos/, walked).
 Then, without holding anyone up, the RLHF and DPO pages' start model and the bundled reward models are loaded
 (a page that needs one meanwhile waits for that load through the cache's own lock, never loads it twice).
@@ -105,6 +106,8 @@ STAGES = (
             "ui.demos.pretraining.explorer",
             "ui.demos.pretraining.timeline",
             "ui.demos.pretraining.chinchilla",
+            "ui.demos.dpo.start",
+            "ui.demos.dpo.loss",
         ),
         _load_default_model,
     ),
