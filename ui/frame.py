@@ -89,12 +89,14 @@ def load_frame(model_slot: DeltaGenerator) -> LoadedModel:
 
 def demo_tabs(page: str, model_slot: DeltaGenerator, tabs: Sequence[Tab], above: str | None = None) -> None:
     """The page's demo: the model box, then the tabs, of which only the open one runs (module docstring).
-    `above`: a demo module drawn above the tabs, after them, so it shows what the tab's buttons just did.
+    `above`: a demo module drawn above the tabs (a run panel's buttons act in callbacks, before the script runs,
+    so it already shows what they just did).
 
     With LLMLAB_EAGER_TABS=1 every tab runs, as `st.tabs` does by default, so AppTest can reach them all."""
     with shielded("this page's demo"):
         loaded = load_frame(model_slot)
-        header = st.empty() if above else None
+        if above:
+            draw_demo(above, loaded, "this page's demo")
         labels = [tab.label for tab in tabs]
         if os.environ.get(EAGER_TABS_ENV) == "1":
             containers = st.tabs(labels)
@@ -104,9 +106,6 @@ def demo_tabs(page: str, model_slot: DeltaGenerator, tabs: Sequence[Tab], above:
             with container:
                 if container.open is not False:  # True: the open tab; None: tabs without state (eager)
                     draw_demo(tab.module, loaded, f"the “{tab.label}” demo")
-        if header is not None:
-            with header.container():
-                draw_demo(above, loaded, "this page's demo")
 
 
 def draw_demo(module_name: str, loaded: LoadedModel, what: str) -> None:

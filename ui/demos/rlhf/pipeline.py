@@ -1,6 +1,6 @@
 """The pipeline above the RLHF tabs: SFT model → reward model → RL policy, each stage with its state in this
-session (llmlab.rlhf.pipeline_stages). Drawn after the tabs (ui.frame.demo_tabs' `above`), so it shows the run
-that a tab's Start just launched."""
+session (llmlab.rlhf.pipeline_stages). The run panels' buttons act in callbacks, before the script runs, so
+drawn first it already shows the run a tab's Start just launched or its Reset removed."""
 
 from __future__ import annotations
 
