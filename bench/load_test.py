@@ -139,13 +139,13 @@ def server_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def streamlit_server(wait_healthy: bool = True, timeout_s: float = 180) -> Iterator[Server]:
+def streamlit_server(wait_healthy: bool = True, timeout_s: float = 180, theme: str = "light") -> Iterator[Server]:
     """A fresh `streamlit run app.py` on a free 127.0.0.1 port, stopped afterwards (its log in a temp file)."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", "--theme.base", theme,
     ]  # fmt: skip
     with tempfile.NamedTemporaryFile("wb", prefix="llmlab-bench-server-", suffix=".log", delete=False) as log:
         started = time.perf_counter()

@@ -2,9 +2,11 @@
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit
 from streamlit.testing.v1 import AppTest
 
 from llmlab.lessons import load_lessons
@@ -102,3 +104,14 @@ def test_unknown_model_id_falls_back_with_a_message():
     assert not at.exception
     assert any("Could not load" in e.value for e in at.sidebar.error)
     assert at.get("plotly_chart")  # the page keeps working on the default model
+
+
+def test_every_page_asks_the_browser_to_preload_the_chart_code_that_exists():
+    """The card comes with a preload of Streamlit's plotly and graphviz chunks (ui.shell): their files exist, so
+    the browser fetches real code while the server warms up."""
+    at = run_page("app.py")
+    [preload] = at.get("bidi_component")
+    hrefs = json.loads(preload.proto.json)
+    static = Path(streamlit.__file__).parent / "static"
+    assert {h.rsplit("/", 1)[1].split(".")[0] for h in hrefs} == {"PlotlyChart", "GraphVizChart"}
+    assert all((static / h.lstrip("/")).is_file() for h in hrefs)
