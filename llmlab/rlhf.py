@@ -300,7 +300,6 @@ REWARDS = ("reward model", "correctness")
 RL_BETAS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # the KL coefficients the page offers, side by side
 # The learning rates the page offers the reward model and RL: from too small to move the model to large enough to
 # make its loss NaN within a few steps (on purpose: the divergence message is part of the lesson).
-LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0)
 
 
 @dataclass(frozen=True)

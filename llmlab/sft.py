@@ -50,7 +50,6 @@ logging.getLogger("trl").setLevel(logging.ERROR)  # trl warns once per process a
 IGNORE = -100  # label value the loss skips (PyTorch's cross_entropy ignore_index, trl's mask value)
 # The learning rates the SFT page offers: from trl's default neighbourhood (2e-5, barely moves this 1M model)
 # through the useful 1e-3..1e-2 to rates whose loss becomes NaN (above ~1), which the page lets one try.
-LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 100.0)
 
 
 class SFTInputError(ValueError):

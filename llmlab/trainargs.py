@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import threading
 
+# The learning rates every demo's slider offers (one grid for all trainers, the pre-training loop too): each
+# default is on it, and its top end is there on purpose, to see a run diverge.
+LEARNING_RATES = (1e-5, 3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 100.0)
+
 _state_lock = threading.Lock()
 
 

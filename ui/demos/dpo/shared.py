@@ -11,10 +11,10 @@ import streamlit as st
 from llmlab import preferences
 from llmlab.dpo import BETA_CHOICES, DPOSettings
 from llmlab.dpo_experiments import FrontierPoint, LiveSummary, SweepPoint
+from llmlab.trainargs import LEARNING_RATES
 from ui.runs import Kept
 from ui.settings import SettingsForm, option
 
-LEARNING_RATES = (1e-5, 3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0)
 LIVE_JOB = "dpo_live"  # the Live DPO tab's run panel (the loss tab's example uses its policy)
 LIVE_PREFIX = "dpo_"  # the Live DPO tab's settings: dpo_beta, dpo_steps, dpo_lr
 

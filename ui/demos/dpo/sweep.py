@@ -13,7 +13,8 @@ from llmlab.dpo import DPOSettings
 from llmlab.dpo_experiments import SWEEP_BATCH_SIZE, SweepPoint, sweep_csv, sweep_rows, sweep_work
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
-from ui.demos.dpo.shared import LEARNING_RATES, SWEEPS, pairs
+from llmlab.trainargs import LEARNING_RATES
+from ui.demos.dpo.shared import SWEEPS, pairs
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
 from ui.runs import run_panel

@@ -12,6 +12,7 @@ from llmlab import nexttoken, pretrain
 from llmlab.jobs import Job
 from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig
+from llmlab.trainargs import LEARNING_RATES
 from ui.demos.pretraining.live_view import draw_live_run
 from ui.frame import FRAGMENT_UNLESS_RUNNING, show_code
 from ui.models import shared_model
@@ -19,7 +20,6 @@ from ui.runs import run_panel
 from ui.settings import NUMBER, SettingsForm, help_of, option
 
 REDRAW = FRAGMENT_UNLESS_RUNNING
-LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1, 1.0)
 BATCH_SIZES = (4, 8, 16, 32, 64)
 
 

@@ -13,6 +13,7 @@ from llmlab import plots, rlhf
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.rlhf import RL_BETAS, RLRunConfig, SampledAnswers
+from llmlab.trainargs import LEARNING_RATES
 from ui.demos.rlhf import pipeline
 from ui.demos.rlhf.reward_models import (
     CORRECTNESS,
@@ -47,7 +48,7 @@ class OnlineSettings:
     )  # fmt: skip
     kl: float = option("KL coefficient β", choices=RL_BETAS, core=(RLRunConfig, "beta"))
     steps: int = option("Steps", lo=5, hi=200, step=5, core=(RLRunConfig, "max_steps"))
-    lr: float = option("Learning rate", choices=rlhf.LEARNING_RATES, advanced=True, core=(RLRunConfig, "learning_rate"))
+    lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(RLRunConfig, "learning_rate"))
 
     def configs(self) -> list[RLRunConfig]:
         """One run per β: the chosen one first, then the others to compare (same seed)."""

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from llmlab import plots, preferences, reward, rlhf
+from llmlab import plots, preferences, reward
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.reward import HeldOutScores, RewardRunConfig
+from llmlab.trainargs import LEARNING_RATES
 from ui.demos.rlhf.reward_models import RM_JOB
 from ui.demos.rlhf.score_box import score_box
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
@@ -38,9 +39,7 @@ score = model(**tokenizer(prompt + answer + eos, return_tensors="pt")).logits[0,
 class RewardSettings:
     biased: bool = option("Biased labels: the longer answer wins", core=(RewardRunConfig, "biased"))
     steps: int = option("Steps", lo=10, hi=400, step=10, core=(RewardRunConfig, "max_steps"))
-    lr: float = option(
-        "Learning rate", choices=rlhf.LEARNING_RATES, advanced=True, core=(RewardRunConfig, "learning_rate")
-    )
+    lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(RewardRunConfig, "learning_rate"))
     pairs: int = option("Training pairs", lo=8, hi=N_TRAIN_PAIRS, step=8, core=(RewardRunConfig, "train_pairs"))
 
     def config(self) -> RewardRunConfig:

@@ -14,6 +14,7 @@ from llmlab.instructions import HELD_OUT_COUNTRIES, polished_pairs
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.sft import SFTRunConfig
+from llmlab.trainargs import LEARNING_RATES
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, show_code
 from ui.runs import run_panel
 from ui.settings import SettingsForm, help_of, option
@@ -30,7 +31,7 @@ class LiveSettings:
     )
     steps: int = option("Steps", lo=5, hi=300, step=5, core=(SFTRunConfig, "max_steps"))
     lr: float = option(
-        "Learning rate", choices=sft.LEARNING_RATES, advanced=True, core=(SFTRunConfig, "learning_rate"),
+        "Learning rate", choices=LEARNING_RATES, advanced=True, core=(SFTRunConfig, "learning_rate"),
         help=help_of(SFTRunConfig, "learning_rate") + " Above ~1 the loss becomes NaN.",
     )  # fmt: skip
     completion_only: bool = option(

@@ -13,6 +13,7 @@ from llmlab import sft
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.sft import LoraComparisonConfig
+from llmlab.trainargs import LEARNING_RATES
 from ui.demos.sft.answers import comparison_panel, draw_comparison
 from ui.frame import FRAGMENT_UNLESS_RUNNING, show_code
 from ui.settings import SettingsForm, option
@@ -25,7 +26,7 @@ class LoraSettings:
     rank: int = option("LoRA rank r", lo=1, hi=32, core=(LoraComparisonConfig, "lora_rank"))
     steps: int = option("Steps (each run)", lo=10, hi=200, step=10, core=(LoraComparisonConfig, "max_steps"))
     lr: float = option(
-        "LoRA learning rate", choices=sft.LEARNING_RATES, advanced=True,
+        "LoRA learning rate", choices=LEARNING_RATES, advanced=True,
         core=(LoraComparisonConfig, "lora_learning_rate"),
     )  # fmt: skip
 
