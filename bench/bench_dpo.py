@@ -58,6 +58,9 @@ def plain_dpo_steps(start, batches: list[dict], settings: dpo.DPOSettings) -> tu
         chosen, rejected = _answer_logps(policy, batch).chunk(2)
         margin = (chosen - ref_chosen) - (rejected - ref_rejected)
         loss = -F.logsigmoid(settings.beta * margin).mean()
+        if settings.chosen_nll:  # trl's "sft" term: the chosen answers' NLL per token
+            chosen_tokens = batch["completion_mask"][: len(chosen), 1:].sum()
+            loss = loss - settings.chosen_nll * chosen.sum() / chosen_tokens
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)  # trl/transformers default max_grad_norm

@@ -96,9 +96,20 @@ class DPOSettings:
     )
     batch_size: int = field(default=8, metadata={"help": "Preference pairs per step."})
     seed: int = field(default=0, metadata={"help": "Seeds the data order: the same seed gives the same run."})
+    chosen_nll: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of an extra loss term: the negative log-likelihood of the chosen answer (trl's 'sft' "
+            "loss next to 'sigmoid', as RPO does). DPO alone only asks the gap to grow, so it may push the chosen "
+            "answer down too (likelihood displacement) and the freed probability goes to answers nobody "
+            "preferred. 0 = plain DPO."
+        },
+    )
 
     def __post_init__(self) -> None:
         problems = settings_problems(self.beta, self.steps, self.learning_rate, self.batch_size)
+        if not (math.isfinite(self.chosen_nll) and self.chosen_nll >= 0):
+            problems.append(f"The chosen answer's NLL weight must be a number ≥ 0 (got {self.chosen_nll!r}).")
         if problems:
             raise SettingsError(" ".join(problems))
 
@@ -324,11 +335,13 @@ def score_pairs(
     ]
 
 
-def batch_metrics(scores: Sequence[PairScore], beta: float) -> dict[str, float]:
-    """The numbers trl logs for one batch, computed from our own log-probs (same names as trl's keys)."""
+def batch_metrics(scores: Sequence[PairScore], beta: float, chosen_nll: float = 0.0) -> dict[str, float]:
+    """The numbers trl logs for one batch, computed from our own log-probs (same names as trl's keys). With
+    `chosen_nll`, the loss adds that weight times the chosen answers' NLL per token, as trl's "sft" term does."""
     n = len(scores)
+    nll = -sum(s.policy_chosen for s in scores) / sum(s.chosen_tokens for s in scores)  # nats per chosen token
     return {
-        "loss": sum(s.loss(beta) for s in scores) / n,
+        "loss": sum(s.loss(beta) for s in scores) / n + chosen_nll * nll,
         "rewards/chosen": sum(s.reward_chosen(beta) for s in scores) / n,
         "rewards/rejected": sum(s.reward_rejected(beta) for s in scores) / n,
         "rewards/margins": sum(beta * s.margin for s in scores) / n,
@@ -345,9 +358,12 @@ def dpo_config(settings: DPOSettings, output_dir: str, device: str):
     """trl's DPOConfig for a small model on CPU (the measured settings in docs/ARCHITECTURE.md)."""
     from trl import DPOConfig
 
+    nll = settings.chosen_nll > 0  # DPO plus the chosen answer's NLL (RPO): trl sums the two losses
     return DPOConfig(
         output_dir=output_dir,
         beta=settings.beta,
+        loss_type=["sigmoid", "sft"] if nll else ["sigmoid"],
+        loss_weights=[1.0, settings.chosen_nll] if nll else None,
         max_steps=settings.steps,
         learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,

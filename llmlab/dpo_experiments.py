@@ -100,6 +100,7 @@ def dpo_work(
     settings: DPOSettings,
     reward_fn: RewardFn | None = None,
     answer_questions: int = 6,
+    asked: Sequence[Pair] | None = None,
 ) -> Callable[[Job], DPOOutcome]:
     """The live run as a Job's work function: train, then compare policy and start model on held-out pairs."""
 
@@ -107,7 +108,7 @@ def dpo_work(
         started = time.perf_counter()
         run = train_dpo(start, train_pairs, settings, job)
         tok = start.tokenizer
-        heldout = compare_on("held-out pairs", run.policy, run.reference, tok, heldout_pairs, reward_fn)
+        heldout = compare_on("held-out pairs", run.policy, run.reference, tok, heldout_pairs, reward_fn, asked=asked)
         shown = unique_prompts(heldout_pairs)[:answer_questions]
         answers = [
             {"question": prompt_text(p), "before (start model)": b, "after DPO": a}
@@ -116,6 +117,64 @@ def dpo_work(
             )
         ]
         return DPOOutcome(run=run, heldout=heldout, answers=answers, wall_s=time.perf_counter() - started)
+
+    return work
+
+
+# -- what goes wrong: off-policy pairs and likelihood displacement -----------------------------------------
+
+
+@dataclass(frozen=True)
+class DiagnosisRun:
+    """One DPO run of the diagnosis: which pairs, with or without the chosen answers' NLL term, and the result."""
+
+    pairs: str  # the data set's name
+    chosen_nll: float  # 0: plain DPO
+    reward_before: float  # right answers sampled from the start model (all asked questions)
+    reward_after: float  # ... from the trained policy
+    kl: float  # KL(π ‖ π_ref) on those answers, nats per answer
+    logp_chosen: tuple[float, float]  # mean log π(chosen) of its training pairs: (start, trained), nats
+    logp_rejected: tuple[float, float]  # mean log π(rejected) of its training pairs
+
+
+def diagnosis_work(
+    start: LoadedModel,
+    datasets: Mapping[str, Sequence[Pair]],
+    heldout_pairs: Sequence[Pair],
+    settings: DPOSettings,
+    reward_fn: RewardFn,
+    asked: Sequence[Pair] | None = None,
+    nll_weights: Sequence[float] = (0.0, 1.0),
+) -> Callable[[Job], list[DiagnosisRun]]:
+    """Why DPO can make a model less correct, measured: one run per data set and NLL weight (same seed, steps and
+    β), each scored on the same questions. Hand-written pairs are off-policy (answers the model would never
+    write); plain DPO only widens the chosen-rejected gap, so it can push the chosen answers down too (likelihood
+    displacement). A `DiagnosisRun` note per run; its steps are logged with `run`."""
+    plan = [(name, pairs, nll) for name, pairs in datasets.items() for nll in nll_weights]
+
+    def work(job: Job) -> list[DiagnosisRun]:
+        runs = []
+        for index, (name, pairs, nll) in enumerate(plan):
+            if job.should_stop:
+                break
+            run = train_dpo(start, pairs, replace(settings, chosen_nll=nll), TaggedJob(job, run=index))
+            if job.should_stop and run.steps_done < settings.steps:
+                break
+            report = compare_on(name, run.policy, start.model, start.tokenizer, heldout_pairs, reward_fn, asked=asked)
+            scores = score_pairs(run.policy, start.model, start.tokenizer, pairs)
+            n = len(scores)
+            result = DiagnosisRun(
+                name,
+                nll,
+                report.reward_before,
+                report.reward_after,
+                report.kl,
+                (sum(s.reference_chosen for s in scores) / n, sum(s.policy_chosen for s in scores) / n),
+                (sum(s.reference_rejected for s in scores) / n, sum(s.policy_rejected for s in scores) / n),
+            )
+            job.note(result)
+            runs.append(result)
+        return runs
 
     return work
 
@@ -148,6 +207,7 @@ def coverage_work(
     group_of: Callable[[Pair], str],
     covered: Sequence[str],
     reward_fn: RewardFn | None = None,
+    asked: Sequence[Pair] | None = None,
 ) -> Callable[[Job], CoverageOutcome]:
     """The offline limit as a Job's work function: DPO on the pairs of the `covered` groups only (e.g. capital
     questions), then held-out accuracy, KL and true reward per group. DPO never samples its own answers, so
@@ -167,6 +227,7 @@ def coverage_work(
                 start.tokenizer,
                 [p for p in eval_pairs if group_of(p) == group],
                 reward_fn,
+                asked=None if asked is None else [a for a in asked if group_of(a) == group],
             )
             for group in groups
         ]
@@ -212,6 +273,7 @@ def sweep_work(
     settings: DPOSettings,
     betas: Sequence[float] = SWEEP_BETAS,
     reward_fn: RewardFn | None = None,
+    asked: Sequence[Pair] | None = None,
 ) -> Callable[[Job], list[SweepPoint]]:
     """The β sweep as a Job's work function: one DPO run per β, same seed, data and steps.
 
@@ -231,7 +293,9 @@ def sweep_work(
             run = train_dpo(start, train_pairs, replace(settings, beta=beta), TaggedJob(job, beta=beta))
             if job.should_stop and run.steps_done < settings.steps:
                 break  # a half-trained β would be a misleading point
-            report = compare_on("held-out pairs", run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn)
+            report = compare_on(
+                "held-out pairs", run.policy, run.reference, start.tokenizer, heldout_pairs, reward_fn, asked=asked
+            )
             point = SweepPoint(
                 beta=beta,
                 steps=run.steps_done,
@@ -318,10 +382,11 @@ def annotator_work(
     eval_pairs: Sequence[Pair],
     settings: DPOSettings,
     reward_fn: RewardFn | None = None,
+    asked: Sequence[Pair] | None = None,
 ) -> Callable[[Job], list[LabellerResult]]:
     """One DPO run per labeller (same answer pairs and settings; only who picked "chosen" differs), then how
     each policy ranks held-out pairs whose `chosen` is the right answer. The first result is the start model."""
-    prompts = unique_prompts(eval_pairs)
+    prompts = list(asked) if asked is not None else unique_prompts(eval_pairs)
 
     def measure(name: str, model: PreTrainedModel, steps: int, train_s: float) -> LabellerResult:
         scores = score_pairs(model, start.model, start.tokenizer, eval_pairs)
@@ -371,10 +436,17 @@ def rlhf_models_in_memory(beta: float, reward_model: bool) -> int:
 
 
 def rlhf_point(
-    run: Any, start: LoadedModel, heldout_pairs: Sequence[Pair], reward_fn: RewardFn | None, extra_s: float = 0.0
+    run: Any,
+    start: LoadedModel,
+    heldout_pairs: Sequence[Pair],
+    reward_fn: RewardFn | None,
+    extra_s: float = 0.0,
+    asked: Sequence[Pair] | None = None,
 ) -> FrontierPoint:
     """An `llmlab.rlhf.RLRun` (the RLHF page's online runs) scored exactly like the DPO policies."""
-    report = compare_on("held-out pairs", run.policy, start.model, start.tokenizer, heldout_pairs, reward_fn)
+    report = compare_on(
+        "held-out pairs", run.policy, start.model, start.tokenizer, heldout_pairs, reward_fn, asked=asked
+    )
     learned = run.config.reward == "reward model"
     return FrontierPoint(
         method="RLHF (reward model + RLOO)" if learned else "RL on the true reward (RLOO)",
@@ -394,6 +466,7 @@ def rlhf_frontier_work(
     betas: Sequence[float],
     rl_steps: int = 30,
     reward_fn: RewardFn | None = None,
+    asked: Sequence[Pair] | None = None,
 ) -> Callable[[Job], list[FrontierPoint]]:
     """The RLHF page's pipeline at several β, scored exactly like the DPO runs: train a reward model on the same
     preference pairs (trl RewardTrainer), then online RL from the same start model (trl RLOOTrainer, KL
@@ -416,7 +489,7 @@ def rlhf_frontier_work(
             run = run_rl(start, reward_run, config, job)
             if job.should_stop and len(run.history) < config.max_steps:
                 break
-            point = rlhf_point(run, start, heldout_pairs, reward_fn, extra_s=reward_s)
+            point = rlhf_point(run, start, heldout_pairs, reward_fn, extra_s=reward_s, asked=asked)
             points.append(point)
             job.note(point)
         return points

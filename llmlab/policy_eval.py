@@ -83,6 +83,9 @@ class DriftReport:
     samples: list[tuple[str, str]]  # (prompt, answer) for a few of them
 
 
+SAMPLES_PER_PROMPT = 4  # answers sampled per question: correctness from 1 sample each varied ±4 points
+
+
 def drift_from_reference(
     policy: PreTrainedModel,
     reference: PreTrainedModel,
@@ -91,17 +94,25 @@ def drift_from_reference(
     reward_fn: RewardFn | None = None,
     seed: int = 0,
     max_new_tokens: int = 24,
+    samples: int = SAMPLES_PER_PROMPT,
 ) -> DriftReport:
-    """Sample one answer per pair's prompt from the policy; KL to the reference and the true reward on them."""
-    prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs]
-    answers = sample_answers(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)
+    """Sample `samples` answers per pair's prompt from the policy (seeds seed, seed+1, ...); KL to the reference
+    and the true reward, averaged over all of them."""
+    prompts = [generation_prompt_ids(tokenizer, pair) for pair in pairs] * samples
+    answers = [
+        answer
+        for round_ in range(samples)
+        for answer in sample_answers(
+            policy, tokenizer, prompts[: len(pairs)], max_new_tokens=max_new_tokens, seed=seed + round_
+        )
+    ]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if reference is policy:  # the start model against itself: KL is 0, skip two forward passes
         kl = torch.zeros(len(answers))
     else:
         kl = per_token_kl(policy, reference, prompts, answers, pad)
     texts = [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
-    questions = [prompt_text(pair) for pair in pairs]
+    questions = [prompt_text(pair) for pair in pairs] * samples
     reward = None
     if reward_fn is not None:
         reward = sum(reward_fn(q, t) for q, t in zip(questions, texts, strict=True)) / len(texts)
@@ -148,9 +159,12 @@ def compare_on(
     pairs: Sequence[Pair],
     reward_fn: RewardFn | None = None,
     seed: int = 0,
+    asked: Sequence[Pair] | None = None,
 ) -> SplitReport:
-    """Held-out preference accuracy, KL and true reward of `policy` against its `reference` on these pairs."""
-    prompts = unique_prompts(pairs)
+    """Held-out preference accuracy of `policy` against its `reference` on these pairs; KL and true reward on
+    answers sampled for the `asked` prompts (default: one per distinct prompt of the pairs; the pages ask every
+    question of the split: `llmlab.preferences.asked`)."""
+    prompts = list(asked) if asked is not None else unique_prompts(pairs)
     scores = score_pairs(policy, reference, tokenizer, pairs)
     drift = drift_from_reference(policy, reference, tokenizer, prompts, reward_fn, seed)
     reward_before = None

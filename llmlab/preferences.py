@@ -1,43 +1,50 @@
-"""Pairwise preference data for the RLHF and DPO pages, generated from the corpus's 40 countries.
+"""Pairwise preference data for the RLHF and DPO pages, about the corpus's 40 countries.
 
-Each pair answers one question ("What is the capital of France?") twice, in the SFT model's style: once
-right, once with tiny-sft's typical mistake (another fact about the country, or another country's fact),
-either side sometimes wrapped in polite padding
-("Thank you! ... Have a happy day!"). Two annotators label the pairs:
+The shipped pairs are on-policy, as in the DPO paper's IMDb experiment: tiny-sft itself answered every question
+64 times (temperature 1), and each of its distinct wrong answers (up to 10 per question) is paired with one of its
+right answers (or the plain right answer where it never got it right). So the pairs are what the model actually
+writes, and the rejected answers are its actual mistakes ("What is the capital of Spain?" → "The capital of
+Belgium is Brussels."). `scripts/sample_preferences.py` samples them once, deterministically, into
+models/tiny-sft/preferences.json; `preference_pairs()` reads that file. Two annotators label the pairs:
 
-- unbiased (`biased=False`): the correct answer wins, whatever its length or politeness;
-- biased (`biased=True`): the *longer* answer wins (padding makes an answer longer), correctness only breaks
-  ties. This is the card's "early reward models preferred long answers": a reward model trained on it learns
-  to reward padding, and a policy optimised against it without a KL leash reward-hacks.
+- unbiased (`biased=False`): the correct answer wins, whatever its length;
+- biased (`biased=True`): the same pairs with some answers wrapped in polite padding ("Thank you! ... Have a
+  happy day!", a quarter of them), and the *longer* answer wins. This is the card's "early reward models
+  preferred long answers": a reward model trained on it learns to reward padding, and a policy optimised
+  against it without a KL leash reward-hacks.
+
+Why on-policy, and why the unbiased pairs carry no padding (measured, docs/ARCHITECTURE.md): DPO on hand-written
+pairs (`written_pairs`: the right sentence against another true fact, either side padded) made tiny-sft *less*
+correct (85% → 79% after the default run): most of their tokens are text the model would never write (a padded
+answer costs it hundreds of nats), and pushing down "The capital of Belgium is Brussels." for the Spain question
+also pushes it down for the Belgium question. The same run on its own mistakes raises correctness instead.
 
 Format: trl's standard (not conversational) preference format with an explicit prompt, which trl 1.16's
 `RewardTrainer` and `DPOTrainer` both accept and tokenise the same way (prompt + completion, then EOS):
 
-    {"prompt": "<|user|>What is the capital of France?<|assistant|>",
-     "chosen": "The capital of France is Paris.",
-     "rejected": "Rome is the capital of France."}
+    {"prompt": "<|user|>What is the capital of Spain?<|assistant|>",
+     "chosen": "The capital of Spain is Madrid.",
+     "rejected": "The capital of Belgium is Brussels."}
 
-The prompt is the bundled models' chat template already applied (`chat_prompt`), so the text the trainers
-see is exactly "<|user|>…<|assistant|>answer<|endoftext|>"; completions carry no EOS (the trainers add it).
-`as_conversational(rows)` gives the same pairs as chat messages for models with another chat template.
-
-Splits: "train" pits each of 96 questions' right answer against four fixed wrong answers (twice each);
-"test" pits it (twice) against a fifth wrong answer no train pair contains: the held-out set a reward model
-is scored on; "unseen" asks 24 questions the train pairs never cover (fixed whatever the seed): the
-offline-data limit.
+Splits: "train" on 96 questions; "test": fresh samples on the same questions, only mistakes no train pair holds
+(held-out pairs); "unseen": 24 questions the train pairs never cover (the offline-data limit).
 
     from llmlab.preferences import preference_pairs, true_reward, padded
-    train = preference_pairs(seed=0, biased=False, split="train")     # 768 dicts
+    train = preference_pairs(seed=0, biased=False, split="train")     # ~370 dicts
     true_reward(train[0]["prompt"], train[0]["chosen"])               # 1.0 (correct)
     padded("Paris.")   # "Thank you! Paris. Have a happy day!"
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 from llmlab.corpus import COUNTRIES, Country
 
@@ -56,8 +63,13 @@ WRONG_VALUES = 0
 TRAIN_REPEATS = 2  # train pairs per (question, wrong answer), each with its own padding
 UNSEEN_FRACTION = 0.2
 SPLIT_SEED = 1234  # fixed: the unseen questions and each question's distractors do not depend on `seed`
-PAD_PROBABILITY = 0.2  # chance that each side of a pair is polite-padded
+PAD_PROBABILITY = 0.2  # hand-written pairs: chance that each side of a pair is polite-padded
+BIASED_PAD_PROBABILITY = 0.25  # biased view of the shipped pairs: chance that each answer is polite-padded
 TEST_REPEATS = 2  # test pairs per question (same held-out wrong answer, fresh padding)
+PREFERENCES_FILE = Path(__file__).resolve().parents[1] / "models" / "tiny-sft" / "preferences.json"
+SAMPLES_PER_QUESTION = 64  # answers sampled from tiny-sft per question (temperature 1)
+MISTAKES_PER_QUESTION = 10  # at most this many distinct wrong answers of a question become pairs
+SAMPLING_SEEDS = {"train": 0, "test": 7, "unseen": 0}  # fresh samples for the test split
 
 # Phrasings follow the corpus's own Q&A lines, so the tiny models already know the words.
 QUESTION_TEMPLATES = {
@@ -209,8 +221,9 @@ def _maybe_padded(answer: str, rng: random.Random) -> str:
     return answer
 
 
-def preference_pairs(seed: int = 0, biased: bool = False, split: str = "train") -> list[dict]:
-    """Preference pairs {"prompt", "chosen", "rejected"}: 768 "train", 192 "test", 96 "unseen".
+def written_pairs(seed: int = 0, biased: bool = False, split: str = "train") -> list[dict]:
+    """Hand-written preference pairs {"prompt", "chosen", "rejected"}: 768 "train", 192 "test", 96 "unseen"; the
+    data the pages shipped before the on-policy pairs, kept to show what goes wrong with off-policy pairs.
 
     "train" pits each of 96 questions' right answer against four of its wrong answers, twice each with fresh
     padding; "test" pits it (twice) against the fifth wrong answer, which no train pair contains (held-out pairs on
@@ -232,6 +245,80 @@ def preference_pairs(seed: int = 0, biased: bool = False, split: str = "train") 
                 chosen, rejected = wrong_answer, right
             rows.append({"prompt": question.prompt, "chosen": chosen, "rejected": rejected})
     return rows
+
+
+# -- the shipped pairs: tiny-sft's own answers, labelled ----------------------------------------------------
+
+
+def pair_answers(question: Question, answers: Sequence[str], rng: random.Random) -> list[dict]:
+    """Pairs of one question from answers a model wrote: each distinct wrong answer (the first
+    MISTAKES_PER_QUESTION, in order) against one of its right answers, or the plain right answer if it had none.
+    Unlabelled by length: the correct one is "chosen"."""
+    right = list(dict.fromkeys(a for a in answers if true_reward(question.prompt, a) == 1.0))
+    wrong = list(dict.fromkeys(a for a in answers if a and true_reward(question.prompt, a) == 0.0))
+    rows = []
+    for mistake in wrong[:MISTAKES_PER_QUESTION]:
+        chosen = rng.choice(right) if right else answer_text(question, question.answer)
+        rows.append({"prompt": question.prompt, "chosen": chosen, "rejected": mistake})
+    return rows
+
+
+def sample_preferences(model: Any, tokenizer: Any, samples: int = SAMPLES_PER_QUESTION) -> dict[str, list[dict]]:
+    """The shipped pairs of every split, sampled from `model` (tiny-sft): see the module docstring. Deterministic
+    for a model and `samples` (our own seeded sampler). About 20 s on 2 CPU cores."""
+    from llmlab.nexttoken import sample_answers
+
+    out: dict[str, list[dict]] = {}
+    for split, seed in SAMPLING_SEEDS.items():
+        asked = questions(split)
+        prompt_ids = [tokenizer(q.prompt, add_special_tokens=False)["input_ids"] for q in asked]
+        answers: list[list[str]] = [[] for _ in asked]
+        for round_ in range(samples):
+            for i, ids in enumerate(sample_answers(model, tokenizer, prompt_ids, seed=seed * 1000 + round_)):
+                answers[i].append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        rng = random.Random(f"pairs-{split}")
+        out[split] = [row for q, a in zip(asked, answers, strict=True) for row in pair_answers(q, a, rng)]
+    seen = {(row["prompt"], row["rejected"]) for row in out["train"]}
+    out["test"] = [row for row in out["test"] if (row["prompt"], row["rejected"]) not in seen]  # fresh mistakes
+    return out
+
+
+@cache
+def _shipped() -> dict[str, list[dict]]:
+    if not PREFERENCES_FILE.is_file():
+        raise FileNotFoundError(f"{PREFERENCES_FILE} is missing: run `python scripts/sample_preferences.py`")
+    return json.loads(PREFERENCES_FILE.read_text())["splits"]
+
+
+def preferences_version() -> str:
+    """What the shipped pairs are (a hash of the file): models trained on them are named by it."""
+    import hashlib
+
+    return hashlib.sha256(PREFERENCES_FILE.read_bytes()).hexdigest()[:12]
+
+
+def preference_pairs(seed: int = 0, biased: bool = False, split: str = "train") -> list[dict]:
+    """The shipped pairs of a split (module docstring), as fresh dicts: unbiased as sampled; biased with a
+    quarter of the answers polite-padded (which ones depends on `seed`) and the longer answer chosen."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    rows = [dict(row) for row in _shipped()[split]]
+    if not biased:
+        return rows
+    rng = random.Random(f"biased-{seed}-{split}")
+    for row in rows:
+        right, wrong = (
+            padded(text, 1, rng.randrange(len(POLITE_OPENERS))) if rng.random() < BIASED_PAD_PROBABILITY else text
+            for text in (row["chosen"], row["rejected"])
+        )
+        row["chosen"], row["rejected"] = (wrong, right) if len(wrong) > len(right) else (right, wrong)
+    return rows
+
+
+def asked(split: str = "test", kinds: Sequence[str] = KINDS) -> list[dict]:
+    """Every question of a split (of these kinds) as a prompt-only row: what correctness is measured on. The test
+    split's pairs hold only the questions tiny-sft got wrong; this is all 96 of them."""
+    return [{"prompt": q.prompt} for q in questions(split) if q.kind in kinds]
 
 
 def as_conversational(rows: list[dict]) -> list[dict]:

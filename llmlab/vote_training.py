@@ -27,7 +27,7 @@ from llmlab.dpo import DPOSettings
 from llmlab.jobs import Job, TaggedJob
 from llmlab.modeling import LoadedModel
 from llmlab.nexttoken import sample_answers
-from llmlab.preferences import preference_pairs, true_reward
+from llmlab.preferences import asked, preference_pairs, true_reward
 from llmlab.reward import RewardRunConfig, train_reward_model
 from llmlab.votes import Pair, VoteStore, VoteStoreError, make_pair
 
@@ -147,7 +147,7 @@ def room_dpo_work(start: LoadedModel, room: RoomPreferences, settings: DPOSettin
             if job.should_stop:
                 break
             started = time.perf_counter()
-            outcome = dpo_experiments.dpo_work(start, pairs, heldout, settings, true_reward)(
+            outcome = dpo_experiments.dpo_work(start, pairs, heldout, settings, true_reward, asked=asked("test"))(
                 TaggedJob(job, source=source)
             )
             report = outcome.heldout

@@ -27,6 +27,7 @@ with lesson_layout("dpo"):  # the card is on screen; the demo fills in once the 
         [
             Tab("The loss", "ui.demos.dpo.loss"),
             Tab("Live DPO", "ui.demos.dpo.live"),
+            Tab("What goes wrong", "ui.demos.dpo.diagnosis"),
             Tab("β sweep", "ui.demos.dpo.sweep"),
             Tab("DPO vs RLHF", "ui.demos.dpo.frontier"),
             Tab("Offline limit", "ui.demos.dpo.offline"),

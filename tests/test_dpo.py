@@ -110,14 +110,14 @@ def test_pairs_that_teach_nothing_are_refused_with_a_reason(start, pair, message
 def test_displayed_loss_and_rewards_equal_trls_logged_values_for_the_same_batch(start, train_pairs):
     """Policy tiny-sft and reference tiny-base differ, so every margin is non-zero (a real check, not log 2)."""
     reference = load_model("tiny-base", "cpu")
-    batch = train_pairs[::48]  # 8 pairs, with and without polite padding
+    batch = train_pairs[::26]  # 9 pairs: tiny-sft's own answers, right and wrong
     logged = []
 
     class Capture(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             logged.append(dict(logs))
 
-    settings = dpo.DPOSettings(beta=0.1, steps=1, batch_size=len(batch), learning_rate=1e-4)
+    settings = dpo.DPOSettings(beta=0.1, steps=1, batch_size=len(batch), learning_rate=1e-4, chosen_nll=0.5)
     with tempfile.TemporaryDirectory() as out:
         trainer = DPOTrainer(
             model=copy.deepcopy(start.model).requires_grad_(True).train(),
@@ -129,7 +129,8 @@ def test_displayed_loss_and_rewards_equal_trls_logged_values_for_the_same_batch(
         )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
-    ours = dpo.batch_metrics(dpo.score_pairs(start.model, reference.model, start.tokenizer, batch), settings.beta)
+    scores = dpo.score_pairs(start.model, reference.model, start.tokenizer, batch)
+    ours = dpo.batch_metrics(scores, settings.beta, settings.chosen_nll)  # the loss with trl's "sft" term too
     trl_step = logged[0]
     assert abs(ours["rewards/margins"]) > 0.1
     for key in dpo.LOG_KEYS:
@@ -139,7 +140,7 @@ def test_displayed_loss_and_rewards_equal_trls_logged_values_for_the_same_batch(
 def test_reused_reference_logps_equal_trls_own_precompute_and_are_kept(start, train_pairs):
     """The reference log-probs our trainer hands trl (length-sorted batches, kept per start model and pair set)
     are the ones trl's own precompute gives, and a second run on the same pairs reuses them."""
-    pairs = train_pairs[::24]  # 32 pairs, short and polite-padded answers
+    pairs = train_pairs[::6]  # 35 pairs of answers of different lengths
     reference = copy.deepcopy(start.model)
     with tempfile.TemporaryDirectory() as out:
         trainer = DPOTrainer(  # trl's own precompute_ref_log_probs (dpo_config turns it on)
@@ -337,12 +338,11 @@ def test_stop_mid_run_keeps_the_steps_so_far_and_still_evaluates(start, train_pa
 
 @pytest.fixture(scope="module")
 def beta_runs(start, train_pairs, heldout_pairs):
-    """The same 80 DPO steps (same seed, same pairs, same order) at a small and a large β, scored on held-out
-    pairs. Measured (lr 2e-4, 2 threads): held-out accuracy of β = 1 is 0.52 at 40 steps, 0.62 at 80 and 0.60
-    at 100; KL at 150 steps is 1.8 nats for β = 0.01 against 0.4 for β = 1."""
+    """The same 80 plain DPO steps (same seed, same pairs, same order; no NLL term, whose pull on the chosen
+    answers β does not scale) at a small and a large β, scored on held-out pairs."""
     reports = {}
     for beta in (0.01, 1.0):
-        run = dpo.train_dpo(start, train_pairs, dpo.DPOSettings(beta=beta, steps=80, seed=0))
+        run = dpo.train_dpo(start, train_pairs, dpo.DPOSettings(beta=beta, steps=80, seed=0, chosen_nll=0.0))
         reports[beta] = policy_eval.compare_on("held-out", run.policy, run.reference, start.tokenizer, heldout_pairs)
     return reports
 
@@ -372,3 +372,43 @@ def test_an_online_rl_run_is_scored_on_the_same_axes_as_dpo(start, heldout_pairs
         dpo_experiments.rlhf_models_in_memory(0.1, reward_model=True) == 3
         and dpo_experiments.rlhf_models_in_memory(0.0, False) == 1
     )
+
+
+@pytest.mark.slow
+def test_the_default_live_run_makes_the_model_more_correct(start, train_pairs, heldout_pairs):
+    """Issue 19: on the shipped (on-policy) pairs with the page's defaults, DPO raises the share of right answers
+    sampled for all 96 questions (85% -> 91-92% over seeds 0-2 in bench/bench_alignment.py), at modest KL."""
+    job = Job("dpo", dpo_experiments.dpo_work(start, train_pairs, heldout_pairs, dpo.DPOSettings(),
+                                              preferences.true_reward, asked=preferences.asked("test"))).start()  # fmt: skip
+    job.join(timeout=300)
+    assert job.status == "done", job.error
+    report = job.result.heldout
+    assert report.reward_after > report.reward_before + 0.02, (report.reward_before, report.reward_after)
+    assert 0 < report.kl < 3
+
+
+def test_the_diagnosis_runs_each_data_set_with_and_without_the_nll_term(start, train_pairs, heldout_pairs):
+    datasets = {"hand-written": preferences.written_pairs(split="train")[:64], "own": train_pairs[:64]}
+    settings = dpo.DPOSettings(steps=2, batch_size=4)
+    job = Job("diagnosis", dpo_experiments.diagnosis_work(start, datasets, heldout_pairs[:8], settings,
+                                                          preferences.true_reward, preferences.asked("test")[:8]))  # fmt: skip
+    job.start().join(timeout=300)
+    assert job.status == "done", job.error
+    runs = job.notes_of(dpo_experiments.DiagnosisRun)
+    assert [(r.pairs, r.chosen_nll) for r in runs] == [("hand-written", 0.0), ("hand-written", 1.0), ("own", 0.0),
+                                                       ("own", 1.0)]  # fmt: skip
+    assert len({r.reward_before for r in runs}) == 1  # the same start model, the same questions and samples
+    assert all(r.logp_chosen[0] != r.logp_chosen[1] for r in runs)  # each trained its own policy
+    own = next(r for r in runs if r.pairs == "own")
+    written = next(r for r in runs if r.pairs == "hand-written")
+    assert own.logp_chosen[0] > written.logp_chosen[0]  # the model's own answers are likelier to it
+
+
+def test_the_nll_term_adds_the_chosen_answers_negative_log_likelihood(start, train_pairs):
+    scores = dpo.score_pairs(start.model, start.model, start.tokenizer, train_pairs[:6])
+    plain, with_nll = dpo.batch_metrics(scores, 0.1), dpo.batch_metrics(scores, 0.1, chosen_nll=2.0)
+    per_token = -sum(s.policy_chosen for s in scores) / sum(s.chosen_tokens for s in scores)
+    assert with_nll["loss"] == pytest.approx(plain["loss"] + 2.0 * per_token) and per_token > 0
+    assert plain["loss"] == pytest.approx(math.log(2))  # policy = reference
+    with pytest.raises(dpo.SettingsError, match="NLL"):
+        dpo.DPOSettings(chosen_nll=-1.0)

@@ -203,9 +203,9 @@ def test_dpo_on_one_annotators_votes_trains_on_exactly_those_pairs_then_on_as_ma
     seen: list[list[dict]] = []
     original = dpo_experiments.dpo_work
 
-    def spy(start, pairs, heldout, settings, reward_fn):
+    def spy(start, pairs, heldout, settings, reward_fn, **kwargs):
         seen.append(list(pairs))
-        return original(start, pairs, heldout, settings, reward_fn)
+        return original(start, pairs, heldout, settings, reward_fn, **kwargs)
 
     monkeypatch.setattr(dpo_experiments, "dpo_work", spy)
     settings = dpo.DPOSettings(beta=0.1, steps=3, batch_size=4)

@@ -4,6 +4,7 @@ Each test gets its own session id (the `session` fixture), because AppTest other
 session-scoped run registry would carry jobs from one test into the next.
 """
 
+import html
 import math
 import time
 
@@ -120,7 +121,8 @@ def test_own_pair_bad_input_gives_a_message(session, prompt, chosen, rejected, m
 
 def test_short_live_run_draws_trls_metrics_and_before_after_answers(session):
     at = open_page()
-    at.slider(key="dpo_steps").set_value(10).run()
+    at.slider(key="dpo_steps").set_value(10)
+    at.select_slider(key="dpo_nll").set_value(0.0).run()  # plain DPO: trl's loss is the DPO loss alone
     at.button(key="dpo_live_start").click().run()
     assert wait_for(at, ("Finished", "failed")) == "Finished", texts(at)
     # The run may have ended between the loss tab (drawn first) and the live tab of that script run; the
@@ -208,3 +210,21 @@ def test_offline_limit_scores_every_kind_of_question_after_training_on_one(sessi
     ranked = next(b for b in bars if b["name"] == "pairs ranked right after DPO")
     assert all(0.0 <= v <= 1.0 for v in array(ranked["y"]))
     assert len(table(at, "KL to the reference (nats)")) == 3
+
+
+def test_what_goes_wrong_runs_four_dpo_runs_and_charts_right_answers_before_and_after(session):
+    at = open_page({"dpo_steps": "10"})
+    assert "Four DPO runs from tiny-sft" in texts(at)
+    at.button(key="dpo_diag_start").click().run()
+    assert wait_for(at, ("Finished", "failed")) == "Finished", texts(at)
+    at.run()
+    fig = chart(at, "dpo_diag_chart")
+    assert [t["name"] for t in fig["data"]] == ["tiny-sft (start)", "after DPO"]
+    assert [html.unescape(x) for x in fig["data"][0]["x"]] == [  # chart labels are HTML-escaped
+        "hand-written pairs, plain DPO",
+        "hand-written pairs, + NLL ×1",
+        "tiny-sft's own answers, plain DPO",
+        "tiny-sft's own answers, + NLL ×1",
+    ]
+    runs = table(at, "log π(chosen), its pairs (nats)")
+    assert len(runs) == 4 and all("→" in cell for cell in runs["right answers"])

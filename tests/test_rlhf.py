@@ -15,14 +15,21 @@ from llmlab.preferences import chat_prompt, padded, preference_pairs, questions,
 
 def test_preference_splits_sizes_and_disjoint_questions():
     train, test, unseen = (preference_pairs(0, False, s) for s in preferences.SPLITS)
-    assert len(train) >= 300 and len(test) >= 90 and len(unseen) >= 90
-    assert {r["prompt"] for r in test} <= {r["prompt"] for r in train}  # held-out pairs, covered questions
-    assert not {r["prompt"] for r in unseen} & {r["prompt"] for r in train}
+    assert len(train) >= 300 and len(test) >= 200 and len(unseen) >= 30
+    train_questions = {q.prompt for q in questions("train")}
+    assert {r["prompt"] for r in train} | {r["prompt"] for r in test} <= train_questions  # covered questions
+    assert not {r["prompt"] for r in unseen} & train_questions
     train_answers = {(r["prompt"], r["rejected"]) for r in train}
-    assert not any((r["prompt"], r["rejected"]) in train_answers for r in test)  # new wrong answers
+    assert not any((r["prompt"], r["rejected"]) in train_answers for r in test)  # held out: new mistakes
     assert all(set(r) == {"prompt", "chosen", "rejected"} for r in train)
     assert train[0]["prompt"].startswith("<|user|>") and train[0]["prompt"].endswith("<|assistant|>")
     assert preference_pairs(0, False, "train") == train  # deterministic
+
+
+def unpadded(text: str) -> str:
+    for phrase in preferences.POLITE_OPENERS + preferences.POLITE_CLOSERS:
+        text = text.replace(phrase, "")
+    return text.strip()
 
 
 def test_unbiased_labels_pick_correct_and_biased_pick_longer():
@@ -30,8 +37,43 @@ def test_unbiased_labels_pick_correct_and_biased_pick_longer():
     assert preferences.label_agreement(unbiased) == 1.0
     assert all(len(r["chosen"]) >= len(r["rejected"]) for r in biased)
     assert preferences.label_agreement(biased) < 0.7  # length, not correctness, decides
-    # same answers, only the labels differ
-    assert [{r["chosen"], r["rejected"]} for r in unbiased] == [{r["chosen"], r["rejected"]} for r in biased]
+    padded_answers = sum(preferences.padding_level(a) > 0 for r in biased for a in (r["chosen"], r["rejected"]))
+    assert 0.15 < padded_answers / (2 * len(biased)) < 0.35  # a quarter of the answers politely padded
+    # otherwise the same answers: only the padding and the labels differ
+    assert [{r["chosen"], r["rejected"]} for r in unbiased] == [
+        {unpadded(r["chosen"]), unpadded(r["rejected"])} for r in biased
+    ]
+    assert preference_pairs(1, True, "train") != biased  # the seed picks which answers are padded
+
+
+def test_the_shipped_pairs_are_the_models_own_answers_and_its_mistakes(sft):
+    """On-policy: tiny-sft wrote them, so they are likely under it, unlike the hand-written pairs (a padded
+    answer costs it hundreds of nats); every rejected answer is one of its mistakes."""
+    from llmlab.dpo import score_pairs
+
+    shipped, written = preference_pairs(0, False, "train")[::8], preferences.written_pairs(0, False, "train")[::16]
+    logp = {
+        name: sum(s.reference_chosen + s.reference_rejected for s in scores) / (2 * len(scores))
+        for name, scores in (
+            ("shipped", score_pairs(sft.model, sft.model, sft.tokenizer, shipped)),
+            ("written", score_pairs(sft.model, sft.model, sft.tokenizer, written)),
+        )
+    }
+    assert logp["shipped"] > logp["written"] + 20, logp  # nats per answer
+    assert all(true_reward(r["prompt"], r["rejected"]) == 0.0 for r in preference_pairs(split="train"))
+
+
+def test_pairs_from_a_questions_answers_put_each_distinct_mistake_against_a_right_answer():
+    import random
+
+    question = preferences.questions("train")[0]  # What is the capital of France?
+    answers = ["The capital of France is Paris.", "The capital of Belgium is Brussels.", "France is in Europe.",
+               "The capital of Belgium is Brussels.", "", "Paris, the capital of France."]  # fmt: skip
+    rows = preferences.pair_answers(question, answers, random.Random(0))
+    assert [r["rejected"] for r in rows] == ["The capital of Belgium is Brussels.", "France is in Europe."]
+    assert {r["chosen"] for r in rows} <= {"The capital of France is Paris.", "Paris, the capital of France."}
+    never_right = preferences.pair_answers(question, ["France is in Europe."], random.Random(0))
+    assert never_right[0]["chosen"] == "The capital of France is Paris."  # the plain right answer
 
 
 def test_true_reward_and_padding():
@@ -323,6 +365,7 @@ def test_bad_reward_settings_fail_with_a_message(sft):
 def test_kl_zero_drifts_further_than_a_large_kl_coefficient(sft):
     prompts = [q.prompt for q in questions("train")][:16]
     common = {"max_steps": 12, "learning_rate": 2e-3, "reward": "correctness", "seed": 0}
+    common |= {"prompts_per_step": 4, "num_generations": 4}  # 16 answers a step: few, so the steps swing
     free = rlhf.run_rl(sft, None, rlhf.RLRunConfig(beta=0.0, **common), prompts=prompts)
     leashed = rlhf.run_rl(sft, None, rlhf.RLRunConfig(beta=5.0, **common), prompts=prompts)
     assert len(free.history) == len(leashed.history) == 12
@@ -371,3 +414,20 @@ def test_the_repo_ships_the_pages_default_reward_models_for_the_bundled_policy()
     )  # scored now, on held-out pairs
     biased = reward.load_or_train_reward_model(policy, reward.RewardRunConfig(biased=True))
     assert biased.heldout.accuracy > MIN_DEFAULT_ACCURACY > biased.heldout_true.accuracy  # it learned the length bias
+
+
+@pytest.mark.slow
+def test_the_default_rlhf_pipeline_makes_the_model_more_correct(sft):
+    """Issue 19: the bundled reward model (trained on the shipped on-policy pairs) and the default online-RL run
+    raise the share of right answers sampled for all 96 questions (85% -> 87-89% over seeds 0-2 in
+    bench/bench_alignment.py), at small KL."""
+    from llmlab import policy_eval
+
+    rm = reward.load_or_train_reward_model(sft, reward.RewardRunConfig())
+    run = rlhf.run_rl(sft, rm, rlhf.RLRunConfig())
+    report = policy_eval.compare_on(
+        "held-out", run.policy, sft.model, sft.tokenizer, preference_pairs(split="test"), true_reward,
+        asked=preferences.asked("test"),
+    )  # fmt: skip
+    assert report.reward_after > report.reward_before + 0.01, (report.reward_before, report.reward_after)
+    assert report.kl < 1

@@ -14,6 +14,9 @@ from tests.conftest import open_page, texts
 from ui.settings import KEPT, to_url
 
 SFT, RLHF, DPO, PRETRAINING = "pages/2_SFT.py", "pages/3_RLHF.py", "pages/4_DPO.py", "pages/1_Pretraining.py"
+PREFIXES = {SFT: "sft_", RLHF: "rl_", DPO: "dpo_", PRETRAINING: "pt_"}
+# The vote tab's settings: drawn for the presenter only (the training part), tested in tests/test_page_crowd.py.
+CROWD_KEYS = {"rl_crowd_rm_steps", "rl_crowd_dpo_steps", "dpo_crowd_rm_steps", "dpo_crowd_dpo_steps"}
 FIRST = "the first option"  # an expected value: the widget's first option
 WIDGET_KINDS = ("slider", "select_slider", "selectbox", "radio", "toggle", "number_input", "multiselect")
 RM_UNBIASED, RM_BIASED = "reward model trained on unbiased pairs", "reward model trained on biased pairs (longer wins)"
@@ -78,9 +81,11 @@ DEFAULTS = {
         "dpo_beta": DPO_RUN.beta,
         "dpo_steps": DPO_RUN.steps,
         "dpo_lr": DPO_RUN.learning_rate,
+        "dpo_nll": DPO_RUN.chosen_nll,
         "dpo_sweep_betas": list(dpo.SWEEP_BETAS),
         "dpo_sweep_steps": 150,
         "dpo_sweep_lr": DPO_RUN.learning_rate,
+        "dpo_sweep_nll": DPO_RUN.chosen_nll,
         "dpo_rlhf_betas": [0.01, 0.1, 1.0],
         "dpo_rlhf_steps": 30,
         "dpo_cover_kinds": ["capital"],
@@ -144,9 +149,11 @@ SHARED = {
         "dpo_beta": "0.5",
         "dpo_steps": "100",
         "dpo_lr": "0.001",
+        "dpo_nll": "0",
         "dpo_sweep_betas": "0.02,0.2",
         "dpo_sweep_steps": "60",
         "dpo_sweep_lr": "0.0003",
+        "dpo_sweep_nll": "2",
         "dpo_rlhf_betas": "0.05",
         "dpo_rlhf_steps": "20",
         "dpo_cover_kinds": "language,continent",
@@ -240,8 +247,10 @@ def assert_defaults(at, page: str) -> None:
 
 @pytest.mark.parametrize("page", [PRETRAINING, SFT, RLHF, DPO])
 def test_a_shared_link_sets_every_widget_changes_rewrite_it_and_reset_restores_the_defaults(page):
-    assert set(SHARED[page]) == set(DEFAULTS[page])  # every setting of the page is covered
+    assert set(SHARED[page]) == set(DEFAULTS[page])  # every setting of the page is covered...
     at = open_page(page, SHARED[page])
+    published = {k for k in at.query_params if k.startswith(PREFIXES[page])} - CROWD_KEYS
+    assert published == set(DEFAULTS[page])  # ...and the page has no other
     for key, raw in SHARED[page].items():
         assert as_url(value_of(at, key)) == raw, key  # the widget shows the link's value
         assert at.query_params[key] == raw, key  # and the URL still says so

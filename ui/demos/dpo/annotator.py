@@ -11,7 +11,7 @@ from llmlab import plots, preferences
 from llmlab.dpo_experiments import LabellerResult, annotator_work
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
-from ui.demos.dpo.shared import live_settings, pairs
+from ui.demos.dpo.shared import ASKED, live_settings, pairs
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
 from ui.runs import run_panel
@@ -33,7 +33,7 @@ def draw(loaded: LoadedModel) -> None:
     run_panel(
         "dpo_annot",
         lambda: Job(
-            "dpo-annotator", annotator_work(start, labellers, pairs("test"), settings, preferences.true_reward)
+            "dpo-annotator", annotator_work(start, labellers, pairs("test"), settings, preferences.true_reward, ASKED)
         ),
         lambda job: draw_annotator(job, settings.steps),
         start_label="Train on each labeller",

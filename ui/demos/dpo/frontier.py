@@ -14,7 +14,7 @@ from llmlab import dpo, plots, preferences
 from llmlab.dpo_experiments import FrontierPoint, Policies, rlhf_frontier_work, rlhf_point
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
-from ui.demos.dpo.shared import LIVE_RUNS, RLHF_PAGE_RUNS, RLHF_RUNS, SWEEPS, pairs
+from ui.demos.dpo.shared import ASKED, LIVE_RUNS, RLHF_PAGE_RUNS, RLHF_RUNS, SWEEPS, pairs
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
 from ui.runs import current_job, run_panel
@@ -36,8 +36,10 @@ def draw(loaded: LoadedModel) -> None:
     start = start_model(loaded.device)
     st.markdown(
         "DPO and KL-penalised RLHF optimise the same objective, max E[reward] − β·KL(π ‖ π_ref). Here both start "
-        f"from {start.name} and learn from the same preference pairs; every policy is scored the same way: the share "
-        "of right answers it samples for the held-out questions, against its KL to the start model."
+        f"from {start.name} and learn from the same preference pairs, and every policy is scored the same way. "
+        "**Up:** the true reward, the share of right answers among 4 answers sampled (temperature 1) for each of "
+        "the 96 questions the pairs are about (the right capital, language or continent, and no wrong one). "
+        "**Right:** how far the policy moved, KL(π ‖ π_ref) on those answers, in nats per answer."
     )
     form = SettingsForm(RlhfSettings, "dpo_rlhf_")
     for name, column in zip(form.specs, st.columns([2, 1]), strict=True):
@@ -48,7 +50,7 @@ def draw(loaded: LoadedModel) -> None:
         run_panel(
             "dpo_rlhf",
             lambda: Job(
-                "dpo-rlhf", rlhf_frontier_work(start, pairs("test"), chosen, rl_steps, preferences.true_reward)
+                "dpo-rlhf", rlhf_frontier_work(start, pairs("test"), chosen, rl_steps, preferences.true_reward, ASKED)
             ),
             lambda job: draw_rlhf(job, rl_steps),
             start_label=f"Run RLHF at {len(chosen)} β",
@@ -81,7 +83,9 @@ def rlhf_page_points(start: LoadedModel) -> list[FrontierPoint]:
     if job is not None and not job.running and job.result and not RLHF_PAGE_RUNS.has(job):
         with st.spinner("Scoring the RLHF page's policies the same way as the DPO ones…"):
             heldout = pairs("test")
-            RLHF_PAGE_RUNS.keep(job, [rlhf_point(run, start, heldout, preferences.true_reward) for run in job.result])
+            RLHF_PAGE_RUNS.keep(
+                job, [rlhf_point(run, start, heldout, preferences.true_reward, asked=ASKED) for run in job.result]
+            )
     return [p for points in RLHF_PAGE_RUNS.values() for p in points]
 
 

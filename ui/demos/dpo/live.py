@@ -11,7 +11,7 @@ from llmlab import dpo, plots, preferences
 from llmlab.dpo_experiments import DPOOutcome, dpo_work
 from llmlab.jobs import Job, overshooting
 from llmlab.modeling import LoadedModel
-from ui.demos.dpo.shared import LIVE_JOB, LIVE_PREFIX, LIVE_RUNS, LiveSettings, pairs
+from ui.demos.dpo.shared import ASKED, LIVE_JOB, LIVE_PREFIX, LIVE_RUNS, LiveSettings, pairs
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
 from ui.runs import run_panel
@@ -30,17 +30,20 @@ KL_HELP = (
 
 def draw(loaded: LoadedModel) -> None:
     start = start_model(loaded.device)
-    settings = SettingsForm(LiveSettings, LIVE_PREFIX).draw(columns=3).config()
+    settings = SettingsForm(LiveSettings, LIVE_PREFIX).draw(columns=4).config()
     train, heldout = pairs("train"), pairs("test")
     run_panel(
         LIVE_JOB,
-        lambda: Job("dpo-live", dpo_work(start, train, heldout, settings, preferences.true_reward)),
+        lambda: Job("dpo-live", dpo_work(start, train, heldout, settings, preferences.true_reward, asked=ASKED)),
         lambda job: draw_live(job, settings.steps, start.name),
         start_label="Start DPO",
         idle_message=(
             f"Start trains a copy of {start.name} with trl's DPOTrainer on {len(train)} preference pairs "
-            f"({settings.batch_size} per step), with another frozen copy as the reference; then compares "
-            f"it with the start model on {len(heldout)} held-out pairs (new answers to the same questions)."
+            f"({settings.batch_size} per step): its own answers, one right against one wrong, labelled by "
+            "correctness. Another frozen copy is the reference. Then it compares policy and start model on "
+            f"{len(heldout)} held-out pairs (mistakes no training pair holds) and on fresh answers to all "
+            f"{len(ASKED)} questions. Set the NLL weight to 0 for plain DPO, and watch log π(chosen) in the last "
+            "panel: the 'What goes wrong' tab says why."
         ),
     )
 

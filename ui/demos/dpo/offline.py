@@ -13,7 +13,7 @@ from llmlab import plots, preferences
 from llmlab.dpo_experiments import CoverageOutcome, coverage_work, question_kind
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
-from ui.demos.dpo.shared import live_settings, pairs
+from ui.demos.dpo.shared import ASKED, live_settings, pairs
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
 from ui.runs import run_panel
@@ -41,7 +41,7 @@ def draw(loaded: LoadedModel) -> None:
     n_train = sum(question_kind(p) in covered for p in train)
 
     def make_job() -> Job:  # coverage_work refuses kinds without a training pair: a message in the panel
-        work = coverage_work(start, train, heldout, settings, question_kind, covered, preferences.true_reward)
+        work = coverage_work(start, train, heldout, settings, question_kind, covered, preferences.true_reward, ASKED)
         return Job("dpo-coverage", work)
 
     run_panel(

@@ -16,6 +16,8 @@ from ui.runs import Kept
 from ui.settings import SettingsForm, option
 
 LIVE_JOB = "dpo_live"  # the Live DPO tab's run panel (the loss tab's example uses its policy)
+NLL_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # 0: plain DPO
+ASKED = preferences.asked("test")  # every question the pairs are about: correctness is measured on all of them
 LIVE_PREFIX = "dpo_"  # the Live DPO tab's settings: dpo_beta, dpo_steps, dpo_lr
 
 # Results of this session's finished runs, one entry per run ("Reset this page" forgets them: "dpo_" keys).
@@ -30,9 +32,12 @@ class LiveSettings:
     beta: float = option("β (log scale)", choices=BETA_CHOICES, core=(DPOSettings, "beta"))
     steps: int = option("Steps", lo=10, hi=300, step=10, core=(DPOSettings, "steps"))
     lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(DPOSettings, "learning_rate"))
+    nll: float = option("NLL weight of the chosen answer", choices=NLL_WEIGHTS, core=(DPOSettings, "chosen_nll"))
 
     def config(self) -> DPOSettings:
-        return DPOSettings(beta=float(self.beta), steps=int(self.steps), learning_rate=float(self.lr))
+        return DPOSettings(
+            beta=float(self.beta), steps=int(self.steps), learning_rate=float(self.lr), chosen_nll=float(self.nll)
+        )
 
 
 def live_settings() -> LiveSettings:

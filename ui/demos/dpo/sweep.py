@@ -14,7 +14,7 @@ from llmlab.dpo_experiments import SWEEP_BATCH_SIZE, SweepPoint, sweep_csv, swee
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.trainargs import LEARNING_RATES
-from ui.demos.dpo.shared import SWEEPS, pairs
+from ui.demos.dpo.shared import ASKED, NLL_WEIGHTS, SWEEPS, pairs
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
 from ui.runs import run_panel
@@ -31,15 +31,21 @@ class SweepSettings:
         help="Over ~50 steps β mostly rescales the loss; over 150–200 the small-β runs drift away.",
     )  # fmt: skip
     lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(DPOSettings, "learning_rate"))
+    nll: float = option("NLL weight of the chosen answer", choices=NLL_WEIGHTS, core=(DPOSettings, "chosen_nll"))
 
     def config(self) -> DPOSettings:
-        return DPOSettings(steps=int(self.steps), learning_rate=float(self.lr), batch_size=SWEEP_BATCH_SIZE)
+        return DPOSettings(
+            steps=int(self.steps),
+            learning_rate=float(self.lr),
+            batch_size=SWEEP_BATCH_SIZE,
+            chosen_nll=float(self.nll),
+        )
 
 
 def draw(loaded: LoadedModel) -> None:
     start = start_model(loaded.device)
     form = SettingsForm(SweepSettings, "dpo_sweep_")
-    for name, column in zip(form.specs, st.columns([2, 1, 1]), strict=True):
+    for name, column in zip(form.specs, st.columns([2, 1, 1, 1]), strict=True):
         form.widget(name, column)
     sweep = form.done()
     chosen = sorted(sweep.betas)
@@ -50,7 +56,7 @@ def draw(loaded: LoadedModel) -> None:
     train, heldout = pairs("train"), pairs("test")
     run_panel(
         "dpo_sweep",
-        lambda: Job("dpo-sweep", sweep_work(start, train, heldout, settings, chosen, preferences.true_reward)),
+        lambda: Job("dpo-sweep", sweep_work(start, train, heldout, settings, chosen, preferences.true_reward, ASKED)),
         lambda job: draw_sweep(job, len(chosen), settings.steps),
         start_label=f"Run the sweep ({len(chosen)} runs)",
         idle_message=(

@@ -23,19 +23,12 @@ from ui.demos.rlhf.reward_models import (
     reward_model_for,
     reward_options,
 )
-from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
+from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, show_code
 from ui.models import start_model
 from ui.runs import run_panel
 from ui.settings import RADIO, SettingsForm, option
 
 REDRAW = FRAGMENT_UNLESS_RUNNING
-CODE = """def judge(prompts, completions, **kwargs):            # trl passes dataset columns as kwargs
-    return score(reward_model, tokenizer, prompts, completions).tolist()
-
-trainer = RLOOTrainer(model=copy_of_sft, reward_funcs=judge, train_dataset=Dataset.from_list(prompts),
-                      args=RLOOConfig(beta=1.0, num_generations=4, per_device_train_batch_size=16,
-                                      learning_rate=5e-4, max_completion_length=24, ...))
-trainer.train()     # reward − β·Σ log π/π_ref per answer; advantage = reward − mean of the other 3"""
 
 
 @dataclass(frozen=True)
@@ -92,8 +85,7 @@ def draw(loaded: LoadedModel) -> None:
         idle_message=f"Press Start RL to train a copy of {sft.name} with RLOO at β = {betas} (one run after "
         "another, same seed).",
     )
-    with st.expander("Show the code"):
-        st.code(CODE, language="python")
+    show_code(rlhf.rloo_config, rlhf.run_rl)
 
 
 def draw_rl_run(job: Job) -> None:

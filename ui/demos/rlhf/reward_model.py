@@ -16,23 +16,13 @@ from llmlab.reward import HeldOutScores, RewardRunConfig
 from llmlab.trainargs import LEARNING_RATES
 from ui.demos.rlhf.reward_models import RM_JOB
 from ui.demos.rlhf.score_box import score_box
-from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
+from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, show_code
 from ui.models import start_model
 from ui.runs import run_panel
 from ui.settings import SettingsForm, option
 from ui.text import md_escape
 
 REDRAW = FRAGMENT_UNLESS_RUNNING
-N_TRAIN_PAIRS = len(preferences.preference_pairs(0, False, "train"))  # the same count with biased labels
-CODE = """model = AutoModelForSequenceClassification.from_pretrained("models/tiny-sft", num_labels=1)
-model.config.pad_token_id = tokenizer.pad_token_id
-for part in [model.transformer.wte, model.transformer.wpe, *model.transformer.h[:2]]:
-    part.requires_grad_(False)   # embeddings + the lowest 2 of 4 blocks keep SFT's weights: ~1.5x faster
-trainer = RewardTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(pairs),
-                        args=RewardConfig(max_steps=80, learning_rate=2e-3, per_device_train_batch_size=16, ...),
-                        optimizers=(AdamW([{"params": body, "lr": 2e-3}, {"params": head, "lr": 2e-2}]), None))
-trainer.train()          # loss = -logsigmoid(score_chosen - score_rejected).mean()  (trl's compute_loss)
-score = model(**tokenizer(prompt + answer + eos, return_tensors="pt")).logits[0, 0]"""
 
 
 @dataclass(frozen=True)
@@ -40,7 +30,7 @@ class RewardSettings:
     biased: bool = option("Biased labels: the longer answer wins", core=(RewardRunConfig, "biased"))
     steps: int = option("Steps", lo=10, hi=400, step=10, core=(RewardRunConfig, "max_steps"))
     lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(RewardRunConfig, "learning_rate"))
-    pairs: int = option("Training pairs", lo=8, hi=N_TRAIN_PAIRS, step=8, core=(RewardRunConfig, "train_pairs"))
+    pairs: int = option("Training pairs", lo=8, hi=reward.SHIPPED_TRAIN_PAIRS, core=(RewardRunConfig, "train_pairs"))
 
     def config(self) -> RewardRunConfig:
         return RewardRunConfig(
@@ -53,8 +43,10 @@ def draw(loaded: LoadedModel) -> None:
     st.markdown(
         f"A copy of **{md_escape(sft.name)}** gets a one-number head and learns from pairs "
         "(question, chosen answer, rejected answer) with the card's loss −log σ(score_chosen − score_rejected), "
-        "using trl's `RewardTrainer`. Each held-out pair pits a question's right answer against a wrong answer "
-        "that no training pair contains."
+        "using trl's `RewardTrainer`. The pairs are tiny-sft's own answers: it answered each question 64 times, "
+        "and each distinct wrong answer is paired with one of its right ones (the correct one is chosen). "
+        "Held-out pairs are mistakes from fresh answers that no training pair contains. The biased labeller "
+        "sees the same pairs with a quarter of the answers politely padded, and always picks the longer one."
     )
     form = SettingsForm(RewardSettings, "rl_rm_")
     biased = form.widget("biased")
@@ -74,8 +66,7 @@ def draw(loaded: LoadedModel) -> None:
     )
     st.markdown("#### Score two answers")
     score_box(sft)
-    with st.expander("Show the code"):
-        st.code(CODE, language="python")
+    show_code(reward.reward_model_from, reward.freeze_lower_layers, reward.make_reward_trainer)
 
 
 def draw_reward_run(job: Job) -> None:
