@@ -87,7 +87,7 @@ DEFAULTS = {
         "dpo_sweep_lr": DPO_RUN.learning_rate,
         "dpo_sweep_nll": DPO_RUN.chosen_nll,
         "dpo_rlhf_betas": [0.01, 0.1, 1.0],
-        "dpo_rlhf_steps": 30,
+        "dpo_rlhf_steps": RL.max_steps,
         "dpo_cover_kinds": ["capital"],
     },
 }

@@ -14,6 +14,7 @@ from llmlab import dpo, plots, preferences
 from llmlab.dpo_experiments import FrontierPoint, Policies, rlhf_frontier_work, rlhf_point
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
+from llmlab.rlhf import RLRunConfig
 from ui.demos.dpo.shared import ASKED, LIVE_RUNS, RLHF_PAGE_RUNS, RLHF_RUNS, SWEEPS, pairs
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
@@ -29,7 +30,7 @@ class RlhfSettings:
     betas: tuple[float, ...] = option(
         "β values for RLHF (its KL coefficient)", (0.01, 0.1, 1.0), choices=dpo.BETA_CHOICES
     )
-    steps: int = option("RL steps per β", 30, lo=10, hi=100, step=10)
+    steps: int = option("RL steps per β", lo=10, hi=200, step=10, core=(RLRunConfig, "max_steps"))
 
 
 def draw(loaded: LoadedModel) -> None:
@@ -39,7 +40,10 @@ def draw(loaded: LoadedModel) -> None:
         f"from {start.name} and learn from the same preference pairs, and every policy is scored the same way. "
         "**Up:** the true reward, the share of right answers among 4 answers sampled (temperature 1) for each of "
         "the 96 questions the pairs are about (the right capital, language or continent, and no wrong one). "
-        "**Right:** how far the policy moved, KL(π ‖ π_ref) on those answers, in nats per answer."
+        "**Right:** how far the policy moved, KL(π ‖ π_ref) on those answers, in nats per answer. The papers' "
+        "picture is a curve per method that rises above the start at small KL and bends down as the policy drifts "
+        "further. To see DPO's bend, run the β sweep with the NLL weight at 0 (plain DPO): its small β drift far; "
+        "with the NLL term the chosen answers hold every β near the top."
     )
     form = SettingsForm(RlhfSettings, "dpo_rlhf_")
     for name, column in zip(form.specs, st.columns([2, 1]), strict=True):
