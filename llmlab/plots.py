@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -451,6 +452,11 @@ def reward_kl_frontier(points: Sequence[tuple[str, str, float, float]], title: s
     return legend_below(fig)
 
 
+def wrapped_label(text: str, width: int = 18) -> str:
+    """A category name as an axis label: HTML-escaped, lines of about `width` characters joined by <br>."""
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width) or [""])
+
+
 def grouped_bars(
     categories: Sequence[str],
     series: dict[str, Sequence[float]],
@@ -459,11 +465,11 @@ def grouped_bars(
     y_title: str,
     percent: bool = True,
 ) -> go.Figure:
-    """Bars per category, one colour per series (e.g. before / after a run)."""
+    """Bars per category, one colour per series (e.g. before / after a run). Long category names wrap."""
     fig = go.Figure()
     for n, (name, values) in enumerate(series.items()):
         fig.add_bar(
-            x=[html.escape(c) for c in categories],
+            x=[wrapped_label(c) for c in categories],
             y=list(values),
             name=html.escape(name),
             marker_color=SERIES_COLORS[n % len(SERIES_COLORS)] if n else MUTED,

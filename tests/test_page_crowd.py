@@ -180,7 +180,8 @@ def test_the_presenter_trains_a_reward_model_on_one_annotators_votes(data_dir, m
     bars = chart(at, "rl_crowd_rm_comparison_chart")["data"][0]
     accuracy = array(bars["y"])
     assert shown == f"{accuracy[0]:.0%}" and 0.0 <= accuracy[0] <= 1.0 and len(accuracy) == 2
-    assert html.unescape(bars["x"][0]).startswith("voter-alice's votes (single annotator) (12 pairs)")
+    label = html.unescape(bars["x"][0].replace("<br>", " "))  # wrapped over lines: plots.wrapped_label
+    assert label.startswith("voter-alice's votes (single annotator) (12 pairs)")
     curves = chart(at, "rl_crowd_rm_loss_chart")["data"]
     assert {html.unescape(c["name"]) for c in curves} == {
         "voter-alice's votes (single annotator)",

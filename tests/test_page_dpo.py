@@ -205,7 +205,7 @@ def test_offline_limit_scores_every_kind_of_question_after_training_on_one(sessi
     at.button(key="dpo_cover_start").click().run()
     assert wait_for(at, ("Finished", "failed")) == "Finished", texts(at)
     bars = chart(at, "dpo_offline_chart")["data"]
-    kinds = bars[0]["x"]
+    kinds = [x.replace("<br>", " ") for x in bars[0]["x"]]  # wrapped over lines: plots.wrapped_label
     assert sorted(kinds) == ["capital (covered)", "continent (not covered)", "language (not covered)"]
     ranked = next(b for b in bars if b["name"] == "pairs ranked right after DPO")
     assert all(0.0 <= v <= 1.0 for v in array(ranked["y"]))
@@ -220,7 +220,7 @@ def test_what_goes_wrong_runs_four_dpo_runs_and_charts_right_answers_before_and_
     at.run()
     fig = chart(at, "dpo_diag_chart")
     assert [t["name"] for t in fig["data"]] == ["tiny-sft (start)", "after DPO"]
-    assert [html.unescape(x) for x in fig["data"][0]["x"]] == [  # chart labels are HTML-escaped
+    assert [html.unescape(x.replace("<br>", " ")) for x in fig["data"][0]["x"]] == [  # escaped, wrapped labels
         "hand-written pairs, plain DPO",
         "hand-written pairs, + NLL ×1",
         "tiny-sft's own answers, plain DPO",

@@ -64,3 +64,8 @@ def test_checked_mode_rejects_a_wrong_property(monkeypatch):
         plots.from_spec([{"type": "bar", "colour": "red"}], {})
     monkeypatch.setenv(plots.VALIDATE_ENV, "0")
     plots.from_spec([{"type": "bar", "colour": "red"}], {})  # unchecked: the reason it is fast
+
+
+def test_long_category_names_wrap_and_stay_escaped():
+    assert plots.wrapped_label("tiny-sft's own answers, plain DPO", 18) == "tiny-sft&#x27;s own<br>answers, plain DPO"
+    assert plots.wrapped_label("<b>x</b>") == "&lt;b&gt;x&lt;/b&gt;"

@@ -70,7 +70,7 @@ def draw_runs(job: Job, steps: int) -> None:
             {"tiny-sft (start)": [r.reward_before for r in runs], "after DPO": [r.reward_after for r in runs]},
             "Right answers before and after DPO, by training data and loss",
             "training data and loss",
-            "right answers sampled for 96 questions (%)",
+            "right answers (%)",
         ),
         "dpo_diag_chart",
     )
