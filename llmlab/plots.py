@@ -27,10 +27,15 @@ HIGHLIGHT = "#f58518"
 MUTED = "#9aa5b1"
 
 
-def token_label(text: str) -> str:
-    """A token as a readable, HTML-safe chart label: quotes show leading spaces, controls are escaped."""
+def token_text(text: str) -> str:
+    """A token as readable text: quotes show leading spaces, control characters are escaped ("'\\n'")."""
     shown = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
-    return html.escape(f"'{shown}'")
+    return f"'{shown}'"
+
+
+def token_label(text: str) -> str:
+    """A token as a readable, HTML-safe chart label (`token_text`, HTML-escaped)."""
+    return html.escape(token_text(text))
 
 
 VALIDATE_ENV = "LLMLAB_VALIDATE_FIGURES"

@@ -256,6 +256,28 @@ class SettingsForm(Generic[S]):
         """The settings now, without drawing anything (e.g. another tab's settings)."""
         return self.cls(**{name: self.value(name) for name in self.specs})
 
+    def set(self, name: str, value: Any) -> None:
+        """Change a setting from outside its widget (a control drawn in the browser: ui/instant.py); a value that
+        is not valid for it (wrong type, out of range, not a choice) is ignored."""
+        spec = self.specs[name]
+        if _numeric(spec.default) and _numeric(value):
+            value = type(spec.default)(value)  # JSON numbers: 2.0 for an int setting
+        if _valid(spec, value, self.choices(name)):
+            st.session_state.setdefault(KEPT, {})[self.key(name)] = value
+            st.session_state.pop(self.key(name), None)  # a widget value from before must not win over it
+
+    def control(self, name: str) -> dict[str, Any]:
+        """One setting as a browser control (ui/instant.py): its label, bounds or choices, help and value."""
+        spec, value = self.specs[name], self.value(name)
+        control = {"name": name, "label": spec.label, "help": spec.help, "value": value}
+        if spec.kind == SELECT_SLIDER:
+            choices = list(self.choices(name) or ())
+            return control | {"kind": "choice", "choices": choices, "labels": [spec.show(c) for c in choices]}
+        integer = isinstance(spec.default, int)
+        step = spec.step if spec.step is not None else (1 if integer else (spec.hi - spec.lo) / 100)
+        kind = "number" if spec.kind == NUMBER else "range"
+        return control | {"kind": kind, "lo": spec.lo, "hi": spec.hi, "step": step, "integer": integer}
+
     # -- widgets ------------------------------------------------------------------------------------------
 
     def widget(self, name: str, where: Any = None, **extra: Any) -> Any:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from llmlab import dpo, plots, preferences
+from llmlab import dpo, preferences
 from llmlab.modeling import LoadedModel
 from ui.demos.dpo.shared import LIVE_JOB, live_settings, pairs
-from ui.frame import chart
+from ui.instant import instant_demo
 from ui.models import start_model
 from ui.runs import current_job
 from ui.settings import SELECTBOX, SettingsForm, option
@@ -34,7 +34,11 @@ EXAMPLES = (
 
 @dataclass(frozen=True)
 class LossSettings:
-    betas: tuple[float, ...] = option("β values to draw", (0.1, 0.5, 1.0), choices=dpo.BETA_CHOICES)
+    beta: float = option(
+        "β (drag: the orange curves follow)", 0.1, choices=dpo.LOSS_BETAS,
+        help="The β of the highlighted curves, computed in your browser while you drag (0.01 to 10, log scale).",
+    )  # fmt: skip
+    betas: tuple[float, ...] = option("β values to compare", (0.5, 1.0), choices=dpo.BETA_CHOICES)
     example: str = option("Example pair (held-out pairs)", EXAMPLES[0], choices=EXAMPLES, widget=SELECTBOX)
 
 
@@ -43,15 +47,15 @@ def draw(loaded: LoadedModel) -> None:
     form = SettingsForm(LossSettings, "dpo_loss_")
     betas = form.widget("betas")
     if not betas:
-        st.info("Pick at least one β to draw its loss.", icon="📈")
-    else:
-        curves = dpo.loss_curves(sorted(betas), margin_range=(-20.0, 20.0))
-        chart(plots.dpo_loss_chart([(c.beta, c.margins, c.loss, c.gradient_weight) for c in curves]), "dpo_loss_chart")
-        st.caption(
-            "The margin is how much more the policy raised the chosen answer than the rejected one, relative to "
-            "the reference. Right of 0 the pair is already ranked right and its gradient weight fades; a small β "
-            "keeps pushing until the margin is huge, which is how the policy drifts far from the reference."
-        )
+        st.info("No β picked to compare: only the slider's curves are drawn.", icon="📈")
+    # The slider's β redraws the curves in the browser, while it is dragged (ui/instant.py; llmlab.dpo's formulas).
+    margins = dpo.loss_curves([1.0], margin_range=(-20.0, 20.0), n=161)[0].margins
+    instant_demo("dpo_loss_live", "dpo_loss", form, ["beta"], {"betas": sorted(betas), "margins": margins})
+    st.caption(
+        "The margin is how much more the policy raised the chosen answer than the rejected one, relative to "
+        "the reference. Right of 0 the pair is already ranked right and its gradient weight fades; a small β "
+        "keeps pushing until the margin is huge, which is how the policy drifts far from the reference."
+    )
     st.markdown("#### The implicit reward on one pair")
     example = form.widget("example")
     form.done()

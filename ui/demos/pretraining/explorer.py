@@ -12,14 +12,17 @@ import torch
 
 from llmlab import nexttoken, plots
 from llmlab.modeling import LoadedModel
-from ui.demos.pretraining.grow import GROWN_KEY, MAX_PROMPT_CHARS, PROMPT_KEY, RAW, LastStep, grow, last_step_chart
-from ui.frame import chart, show_code
+from ui.demos.pretraining.grow import GROWN_KEY, MAX_PROMPT_CHARS, PROMPT_KEY, LastStep, grow, last_step_chart
+from ui.frame import show_code
+from ui.instant import instant_demo
 from ui.models import shared_model
 from ui.settings import NUMBER, SettingsForm, option
-from ui.text import md_escape
 from ui.tokens import token_chips
 
 DEFAULT_PROMPT = "The capital of France is"
+
+
+MAX_SHOWN = 30  # tokens a chart can show: the browser gets the labels of the 30 most likely
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class ExplorerSettings:
         "Top-p", 1.0, lo=0.0, hi=1.0, step=0.01,
         help="Keep the smallest set of top tokens whose probability adds up to p (0 keeps only the top one).",
     )  # fmt: skip
-    shown: int = option("Tokens shown", 10, lo=5, hi=30)
+    shown: int = option("Tokens shown", 10, lo=5, hi=MAX_SHOWN)
 
     def label(self) -> str:
         return f"T = {self.temperature:g}, top-k = {int(self.top_k) or 'all'}, top-p = {self.top_p:g}"
@@ -77,30 +80,22 @@ def draw(loaded: LoadedModel) -> None:
 
     logits = torch.from_numpy(cached_logits(loaded.name, loaded.device, tokens.ids))
     form = SettingsForm(ExplorerSettings, "pt_")
-    c1, c2, c3 = st.columns(3)
-    form.widget("temperature", c1)
-    form.widget("top_k", c2)
-    form.widget("top_p", c3)
-    form.widget("shown")
+    # Temperature, top-k and top-p re-shape these logits in the browser, while the slider moves (ui/instant.py).
+    leaders = torch.topk(logits, min(MAX_SHOWN, logits.shape[-1])).indices.tolist()
+    instant_demo(
+        "pt_next_token",
+        "next_token",
+        form,
+        ["temperature", "top_k", "top_p", "shown"],
+        {
+            "model": loaded.name,
+            "logits": [round(x, 5) for x in logits.tolist()],
+            "labels": {i: plots.token_text(nexttoken.readable_piece(loaded.tokenizer, i)) for i in leaders},
+        },
+    )
     settings = form.done()
-
     raw = torch.softmax(logits, dim=-1)
     sampling = nexttoken.sampling_distribution(logits, settings.temperature, int(settings.top_k), settings.top_p)
-    st.caption(nexttoken.sampling_summary(sampling, int(settings.top_k), settings.top_p))
-    raw_top = nexttoken.top_tokens(raw, loaded.tokenizer, settings.shown)
-    sampling_top = nexttoken.top_tokens(sampling, loaded.tokenizer, settings.shown)
-    best = raw_top[0]
-    st.markdown(f"Most likely next token: **{md_escape(repr(best.text))}** (p = {best.prob:.3f}, id {best.token_id})")
-    chart(
-        plots.next_token_bars(
-            sampling_top,
-            title=f"Next-token distribution after the prompt ({loaded.name})",
-            compare=raw_top,
-            compare_name=RAW,
-            name=f"sampling ({settings.label()})",
-        ),
-        key="pt_next_token_chart",
-    )
 
     step = LastStep(loaded.name, prompt, settings.label(), raw, sampling)
     b1, b2 = st.columns(2)

@@ -1,9 +1,10 @@
 """2 · KL sweep: sample K answers from the SFT model π_ref and score them once; the best policy over those answers
 for max E[r] − β·KL(π‖π_ref) is exact, π*(y) ∝ π_ref(y)·exp(r(y)/β) (llmlab.rlhf.optimum_at), so the β slider
-moves instantly: no model call, and no figure rebuilt (the kept figures' bars and marker move)."""
+moves in the browser while it is dragged (ui/instant.py, ui/instant/math.js): no model call, no server round trip."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import streamlit as st
@@ -11,9 +12,8 @@ import streamlit as st
 from llmlab import plots, preferences, reward, rlhf
 from llmlab.modeling import LoadedModel
 from ui.demos.rlhf.reward_models import RM_BIASED, RM_SESSION, RM_UNBIASED, reward_model_for, reward_options
-from ui.frame import chart
+from ui.instant import instant_demo
 from ui.models import shared_model, start_model
-from ui.runs import kept_figure
 from ui.settings import RADIO, SettingsForm, option
 
 QUESTIONS = tuple(q.text for q in preferences.questions("train") + preferences.questions("unseen"))
@@ -71,13 +71,11 @@ def draw(loaded: LoadedModel) -> None:
         ("question", "reward", "k", "temperature", "rewrites"), [*st.columns(2), *st.columns(3)], strict=True
     ):
         form.widget(name, column)
-    form.widget("beta")
-    s = form.done()
+    s = form.done()  # (β is set in the browser: a drag's end updates the form before this run)
     run = reward_model_for(s.reward, sft.name, sft.device)
     version = (sft.name, sft.device, s.reward, id(run), s.question, s.k, s.temperature, s.rewrites)
     try:
         cands, curve = cached_sweep(*version[:3], run, *version[3:])
-        point = rlhf.optimum_at(cands, s.beta)
     except rlhf.RLInputError as err:
         st.error(str(err), icon="⚠️")
         return
@@ -87,36 +85,33 @@ def draw(loaded: LoadedModel) -> None:
             "or add padded rewrites to give the optimum a choice.",
             icon="ℹ️",
         )
-    ref = cands.ref_policy
-    m = st.columns(5)
-    m[0].metric("KL (nats)", f"{point.kl:.3g}", help="KL(π* ‖ π_ref) over the candidates, nats per answer")
-    m[1].metric("RM score", f"{point.expected_proxy:.2f}", f"{point.expected_proxy - ref @ cands.proxy:+.2f}",
-                help="E_π*[reward-model score], logit units; the delta is vs π_ref")  # fmt: skip
-    m[2].metric("Correct", f"{point.expected_true:.0%}", f"{point.expected_true - ref @ cands.true:+.0%}",
-                help="P_π*(answer is right): the true reward; the delta is vs π_ref")  # fmt: skip
-    m[3].metric("Length", f"{point.expected_length:.1f}", help="E_π*[answer length], tokens")
-    m[4].metric("Polite", f"{point.expected_padding:.2f}", help="E_π*[polite phrases per answer]")
-    order = sorted(range(len(cands.texts)), key=lambda i: -max(ref[i], point.policy[i]))[:SHOWN_ANSWERS]
-    # Built once per candidate set and session: building a plotly figure costs ~50 ms, the slider's whole budget.
-    bars, frontier = kept_figure("rl_sweep_figures", version, lambda: sweep_figures(curve))
-    plots.update_policy_bars(
-        bars,
-        [("✓ " if cands.true[i] else "✗ ") + cands.texts[i] for i in order],
-        [ref[i] for i in order],
-        [point.policy[i] for i in order],
-        f"π_ref vs π* at β = {s.beta:g} ({len(cands.texts)} distinct answers, top {len(order)} shown)",
-    )
-    plots.move_frontier_marker(frontier, point.kl, point.expected_proxy, point.expected_true)
-    chart(bars, "rl_sweep_bars")
-    chart(frontier, "rl_sweep_frontier")
+    # β moves the optimum in the browser, while the slider is dragged (ui/instant.py: the same formulas).
+    instant_demo("rl_sweep_live", "kl_sweep", form, ["beta"], sweep_payload(cands, curve))
     st.caption(f"✓ = correct answer. {rlhf.frontier_summary(curve)}")
     with st.expander("Show the code"):
         st.code(CODE, language="python")
 
 
-def sweep_figures(curve: rlhf.Frontier) -> tuple:
-    """The policy bars (filled in on every draw) and the frontier with its β marker (moved on every draw)."""
-    bars = plots.policy_bars([], [], [], "")
-    title = "Reward vs KL frontier, β from 1000 (left) to 0.001 (right)"
-    frontier = plots.kl_sweep_frontier(curve.kl, curve.expected_proxy, curve.expected_true, (0.0, 0.0, 0.0), title)
-    return bars, frontier
+def _finite(values) -> list[float]:
+    """Numbers for JSON: a log-probability too small for a float becomes -1e300 (JSON has no -Infinity)."""
+    return [float(v) if math.isfinite(v) else -1e300 for v in values]
+
+
+def sweep_payload(cands: rlhf.Candidates, curve: rlhf.Frontier) -> dict:
+    """What the browser needs to redraw the sweep at any β: the scored candidates and the β-independent frontier."""
+    proxy = [float(p) for p in curve.expected_proxy]
+    pad = max(0.5, 0.06 * (max(proxy) - min(proxy)))
+    return {
+        "candidates": {
+            "texts": list(cands.texts),
+            "ref_logprobs": _finite(cands.ref_logprobs),
+            "proxy": _finite(cands.proxy),
+            "true": _finite(cands.true),
+            "lengths": _finite(cands.lengths),
+            "padding": _finite(cands.padding),
+        },
+        "frontier": {"kl": _finite(curve.kl), "proxy": proxy, "true": _finite(curve.expected_true)},
+        "kl_floor": plots.KL_FLOOR,
+        "proxy_range": [min(proxy) - pad, max(proxy) + pad],
+        "shown": SHOWN_ANSWERS,
+    }
