@@ -3,9 +3,9 @@
     python -m bench.bench_pretraining          # prints the table (~2 minutes on 2 idle cores)
 
 Rows:
-- slider change -> chart: the explorer fragment's work on cached logits (sampling distribution, top tokens,
-  figure, plotly JSON), no forward pass; and, for scale, a whole-page AppTest rerun (the pages run only their open tab).
-- prompt change -> chart: the same plus tokenizing and one forward pass of tiny-base.
+- prompt change -> the explorer's data: tokenizing, one forward pass of tiny-base, the logits and labels the
+  browser redraws from (ui/instant.py; a slider move costs the server nothing, bench_instant measures the browser);
+  and, for scale, the whole-page AppTest rerun at the end of a drag (the pages run only their open tab).
 - training tokens/s: `pretrain()` bare vs the app's `live_pretraining` in a `Job` (metrics every step,
   probes, greedy samples), same config, alternated side by side; and when " Paris" stays the top-1.
 """
@@ -21,11 +21,11 @@ from llmlab.threadenv import set_thread_env  # noqa: E402
 
 set_thread_env()  # before torch loads
 
+import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
 import plotly.io as pio  # noqa: E402
 import torch  # noqa: E402
 
@@ -46,6 +46,7 @@ from llmlab.pretrain import (  # noqa: E402
     new_model,
     pretrain,
 )
+from ui.demos.pretraining.explorer import explorer_payload  # noqa: E402
 
 PROMPT = "The capital of France is"
 
@@ -55,59 +56,46 @@ def chart_json(fig) -> str:
     return pio.to_json(fig.to_dict(), validate=False)
 
 
-def explorer_chart(
-    tokenizer, logits: torch.Tensor, temperature: float, top_k: int, top_p: float, last_step: go.Figure
-) -> str:
-    """What the explorer does after a slider moves, up to the JSON that st.plotly_chart sends (both charts)."""
-    raw = torch.softmax(logits, dim=-1)
-    sampling = nexttoken.sampling_distribution(logits, temperature, top_k, top_p)
-    raw_top = nexttoken.top_tokens(raw, tokenizer, 10)
-    sampling_top = nexttoken.top_tokens(sampling, tokenizer, 10)
-    fig = plots.next_token_bars(sampling_top, compare=raw_top)
-    # The "step just taken" chart is kept in session state (sliders do not change it) but sent again.
-    return chart_json(fig) + chart_json(last_step)
+def explorer_data(tokenizer, logits: torch.Tensor) -> str:
+    """What the explorer sends the browser once per prompt (ui/instant.py), as JSON: after that, temperature,
+    top-k and top-p cost the server nothing (bench/bench_instant.py measures the browser's redraw)."""
+    return json.dumps(explorer_payload("tiny-base", tokenizer, logits))
 
 
 def explorer_rows(tiny) -> list[Row]:
     tokenizer, model = tiny.tokenizer, tiny.model
     ids = nexttoken.encode_prompt(tokenizer, PROMPT, 128).ids
     logits = nexttoken.next_token_logits(model, ids)
-    top = nexttoken.top_tokens(torch.softmax(logits, -1), tokenizer, 10)
-    last_step = plots.next_token_bars(top, compare=top, highlight_id=top[0].token_id)  # built once, as the page does
-    temps = iter(np.tile(np.linspace(0.05, 5.0, 50), 10))
-    slider = p50_ms(lambda: explorer_chart(tokenizer, logits, float(next(temps)), 40, 0.9, last_step), repeats=40)
+    size_kb = len(explorer_data(tokenizer, logits).encode()) / 1024
     prompts = iter(f"The capital of {c} is" for c in ["France", "Italy", "Peru", "Japan", "Chile"] * 20)
 
     def prompt_change() -> str:
         tokens = nexttoken.encode_prompt(tokenizer, next(prompts) + " and", 128)
-        return explorer_chart(tokenizer, nexttoken.next_token_logits(model, tokens.ids), 1.0, 0, 1.0, last_step)
+        return explorer_data(tokenizer, nexttoken.next_token_logits(model, tokens.ids))
 
     prompt = p50_ms(prompt_change, repeats=40)
     page = page_rerun_ms()
     return [
         Row(
-            "temperature/top-k/top-p slider -> both charts as JSON, p50 (cached logits)",
-            "<= 50 ms",
-            f"{slider:.1f} ms",
-            ok=slider <= 50,
-        ),
-        Row(
-            "prompt change -> tokenize, forward, both charts as JSON, p50 (tiny-base)",
+            "prompt change -> tokenize, forward, the explorer's data for the browser as JSON, p50 (tiny-base)",
             "<= 150 ms",
-            f"{prompt:.1f} ms",
+            f"{prompt:.1f} ms ({size_kb:.0f} KB)",
             ok=prompt <= 150,
         ),
         Row(
-            "whole page rerun after a slider change (AppTest; only the open tab runs), p50",
+            "whole page rerun at the end of a temperature drag (AppTest; only the open tab runs), p50",
             "",
             f"{page:.0f} ms",
-            ratio="the browser reruns only the explorer fragment",
+            ratio="while dragging, the browser redraws alone (bench_instant)",
         ),
     ]
 
 
 def page_rerun_ms(repeats: int = 10) -> float:
+    """A drag's end: the browser's value becomes the settings form's (as tests/conftest.set_in_browser does)."""
     from streamlit.testing.v1 import AppTest
+
+    from ui.settings import KEPT
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.switch_page("pages/1_Pretraining.py")
@@ -115,8 +103,9 @@ def page_rerun_ms(repeats: int = 10) -> float:
     values = iter(np.linspace(0.1, 3.0, repeats + 2))
     times = []
     for n in range(repeats + 2):
+        at.session_state[KEPT] = {**at.session_state[KEPT], "pt_temperature": round(float(next(values)), 2)}
         start = time.perf_counter()
-        at.slider(key="pt_temperature").set_value(round(float(next(values)), 2)).run()
+        at.run()
         if n >= 2:
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)

@@ -1,7 +1,7 @@
-"""RLHF speed: the β slider's redraw, the reward model's default run, the online-RL default run.
+"""RLHF speed: the KL sweep's data, the reward model's default run, the online-RL default run.
 
-- β slider: what the sweep tab recomputes when β moves (π* and the frontier from cached candidates, both
-  figures built and serialised to JSON as Streamlit sends them); no model runs. Target ≤ 50 ms p50.
+- The KL sweep: sampling and scoring a question's answers (once per question), and the data the browser redraws
+  π* from at any β (ui/instant.py; bench/bench_instant.py measures the redraw in Chromium).
 - Reward model: `train_reward_model` with the page's defaults (trl RewardTrainer). Target ≤ 15 s.
 - Online RL: the page's default job, RLOO at the default β and at β = 0 (the default comparison), with the
   default reward model. Target ≤ 30 s.
@@ -19,30 +19,18 @@ from llmlab.threadenv import set_thread_env  # noqa: E402
 
 set_thread_env()  # before torch loads
 
+import json  # noqa: E402
 import time  # noqa: E402
 
-import plotly.io  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import Row, p50_ms, print_table  # noqa: E402
-from llmlab import plots, preferences, reward, rlhf  # noqa: E402
+from llmlab import preferences, reward, rlhf  # noqa: E402
 from llmlab.jobs import Job  # noqa: E402
 from llmlab.modeling import bundled_models, load_model  # noqa: E402
+from ui.demos.rlhf.kl_sweep import sweep_payload  # noqa: E402
 
 POLICY = "tiny-sft" if "tiny-sft" in bundled_models() else "tiny-base"
-
-
-def redraw(cands: rlhf.Candidates, bars, frontier, beta: float) -> str:
-    """Everything a β move costs the server in the sweep tab's fragment: π* at β, the bars and the frontier
-    marker updated in place, both figures serialised as `st.plotly_chart` does (to_dict, then to_json)."""
-    point = rlhf.optimum_at(cands, beta)
-    ref = cands.ref_policy
-    order = sorted(range(len(cands.texts)), key=lambda i: -max(ref[i], point.policy[i]))[:12]
-    plots.update_policy_bars(
-        bars, [cands.texts[i] for i in order], [ref[i] for i in order], [point.policy[i] for i in order], "π*"
-    )
-    plots.move_frontier_marker(frontier, point.kl, point.expected_proxy, point.expected_true)
-    return "".join(plotly.io.to_json(fig.to_dict(), validate=False) for fig in (bars, frontier))
 
 
 def run() -> list[Row]:
@@ -67,11 +55,16 @@ def run() -> list[Row]:
     cands = rlhf.sample_candidates(sft.model, sft.tokenizer, rm_run.model, prompt, k=32, padded_rewrites=True)
     sample_ms = (time.perf_counter() - start) * 1000
     curve = rlhf.frontier(cands, rlhf.beta_grid(121))  # once per question (cached with the candidates)
-    bars = plots.policy_bars([], [], [], "")
-    frontier = plots.kl_sweep_frontier(curve.kl, curve.expected_proxy, curve.expected_true, (0, 0, 0), "frontier")
-    betas = iter(rlhf.beta_grid(201).tolist() * 10)
-    ms = p50_ms(lambda: redraw(cands, bars, frontier, next(betas)), repeats=60)
-    rows.append(Row("β slider -> π*, bars + marker, 2 figures as JSON, p50", "<= 50 ms", f"{ms:.1f} ms", ok=ms <= 50))
+    size_kb = len(json.dumps(sweep_payload(cands, curve)).encode()) / 1024
+    ms = p50_ms(lambda: json.dumps(sweep_payload(cands, curve)), repeats=60)
+    rows.append(
+        Row(
+            "the sweep's data for the browser (candidates + frontier) as JSON, once per question, p50",
+            "",
+            f"{ms:.1f} ms ({size_kb:.0f} KB)",
+            ratio="a β move costs the server nothing (bench_instant)",
+        )
+    )
     rows.append(
         Row(
             f"first view of a question: sample + score {len(cands.texts)} answers (cached after)",

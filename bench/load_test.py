@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import json
 import math
 import os
 import random
@@ -60,7 +61,7 @@ LOOPBACK = ("127.0.0.1", "localhost")
 
 PRETRAINING = "Pretraining"  # url path of pages/1_Pretraining.py
 DPO = "DPO"  # url path of pages/4_DPO.py
-TEMPERATURE = "pt_temperature"
+TEMPERATURE = "pt_temperature"  # a control of the explorer computed in the browser (ui/instant.py)
 FALLBACK_SLIDER = "pt_top_p"  # used for the "DPO" half while the DPO page has no slider
 TRAIN_START, TRAIN_STOP = "pt_live_start", "pt_live_stop"  # ui/runs.py: run_panel("pt_live", ...)
 # The pages draw only their open tab: the presenter opens "Watch it learn" by its link, as a shared URL does,
@@ -71,7 +72,8 @@ DPO_TAB_QUERY = urllib.parse.urlencode({"tab_dpo": "Live DPO"})  # the tab with 
 PRESENTER_LABEL = f"{PRESENTER_SLIDER} (training session)"  # its moves queue behind the live panel's redraws
 TRAINING_STEP = re.compile(r"Step ([\d,]+): loss")  # the live panel's caption (pages/1_Pretraining.py)
 
-CHARTS = ("plotly_chart", "graphviz_chart")  # what counts as a demo's chart having arrived
+CHARTS = ("plotly_chart", "graphviz_chart")  # what counts as a demo's chart having arrived (and ui/instant.py's)
+INSTANT = "llmlab_instant"  # ui/instant.py's component: a demo drawn in the browser, with its controls
 
 # Targets of issue 7 (for 30 sessions; the same ones are shown for smaller N).
 MAX_P95_S = 1.0
@@ -139,17 +141,20 @@ def server_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def streamlit_server(wait_healthy: bool = True, timeout_s: float = 180, theme: str = "light") -> Iterator[Server]:
-    """A fresh `streamlit run app.py` on a free 127.0.0.1 port, stopped afterwards (its log in a temp file)."""
+def streamlit_server(
+    wait_healthy: bool = True, timeout_s: float = 180, theme: str = "light", script: str = "app.py", cwd: Path = ROOT
+) -> Iterator[Server]:
+    """A fresh `streamlit run app.py` (or `script`, in `cwd`) on a free 127.0.0.1 port, stopped afterwards (its
+    log in a temp file)."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable, "-m", "streamlit", "run", script,
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--theme.base", theme,
     ]  # fmt: skip
     with tempfile.NamedTemporaryFile("wb", prefix="llmlab-bench-server-", suffix=".log", delete=False) as log:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=server_env(), stdout=log, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", proc, started, Path(log.name))
     try:
         if wait_healthy:
@@ -226,6 +231,10 @@ class Session:
         self.run_timeout_s = run_timeout_s
         self.errors: list[str] = []
         self.widgets: dict[str, Widget] = {}  # by user key, as last drawn
+        # The settings drawn as browser controls of a demo computed in the browser (ui/instant.py), by setting key:
+        # (the demo's component, the control as the page sent it). Moving one while dragging costs the server
+        # nothing; the end of a drag sends all the demo's values as the component's state, and a rerun follows.
+        self.controls: dict[str, tuple[Widget, dict]] = {}
         self.page_hash = ""
         self.query_string = ""
         self.training_step = 0  # the highest "Step N" a live training panel showed this session
@@ -293,7 +302,11 @@ class Session:
         return await self._rerun(page_name=page_name, page_hash="", what=f"open page {page_name or 'app.py'!r}")
 
     async def set_slider(self, key: str, value: float) -> float:
-        """Move a slider (a select_slider takes an option index) and wait for the rerun; seconds."""
+        """Move a slider (a select_slider or a choice control takes an option index) and wait for the rerun;
+        seconds. For a browser control (ui/instant.py) this is the end of a drag: the one message the server
+        gets for it."""
+        if key in self.controls:
+            return await self._set_control(key, value)
         widget = self.widget(key, "slider")
         state = WidgetState(id=widget.id)
         if widget.proto.options:  # select_slider: the browser sends the formatted option
@@ -318,8 +331,31 @@ class Session:
             raise LoadTestError(f"{self.name}: no {kind} with key {key!r} on this page")
         return widget
 
+    async def _set_control(self, key: str, value: float) -> float:
+        component, control = self.controls[key]
+        values = {c["name"]: c["value"] for c in json.loads(component.proto.json)["controls"]}
+        values[control["name"]] = control["choices"][int(value)] if control["kind"] == "choice" else value
+        state = WidgetState(id=component.id, json_value=json.dumps({"value": json.dumps(values)}))
+        self._values[component.id] = state
+        self._slider_values[component.id + key] = float(value)
+        return await self._rerun(fragment_id=component.fragment_id, what=f"drag {key} to {value:g}")
+
+    def _control_number(self, key: str) -> tuple[float, list[float]]:
+        """A browser control's current value (an option index for a choice) and the values it can take."""
+        component, control = self.controls[key]
+        if control["kind"] == "choice":
+            current = float(control["choices"].index(control["value"]))
+            choices = [float(i) for i in range(len(control["choices"]))]
+        else:
+            current = float(control["value"])
+            n = int(round((control["hi"] - control["lo"]) / control["step"]))
+            choices = [round(control["lo"] + i * control["step"], 10) for i in range(n + 1)]
+        return self._slider_values.get(component.id + key, current), choices
+
     def slider_value(self, key: str) -> float:
         """The slider's current value as this tab knows it (an option index for a select_slider)."""
+        if key in self.controls:
+            return self._control_number(key)[0]
         widget = self.widget(key, "slider")
         if widget.id in self._slider_values:
             return self._slider_values[widget.id]
@@ -327,6 +363,10 @@ class Session:
 
     def new_slider_value(self, key: str, rng: random.Random) -> float:
         """A random allowed value of a slider, different from its current one."""
+        if key in self.controls:
+            current, choices = self._control_number(key)
+            others = [c for c in choices if not math.isclose(c, current)]
+            return rng.choice(others or choices)
         proto = self.widget(key, "slider").proto
         current = self.slider_value(key)
         if proto.options:  # select_slider: the value is an option index
@@ -462,7 +502,7 @@ class Session:
         proto = getattr(element, kind)
         if kind == "heading":
             self.headings_at.setdefault(proto.body, received)
-        elif kind in CHARTS:
+        elif kind in CHARTS or (kind == "bidi_component" and proto.component_name.endswith(INSTANT)):
             self.first_chart_at = self.first_chart_at or received
         elif kind == "exception":
             self.errors.append(f"{self.name}: the app showed a traceback: {proto.type}: {proto.message[:200]}")
@@ -481,6 +521,9 @@ class Session:
             self._seen_this_run.add(widget_id)
             if key:
                 self.widgets[key] = Widget(widget_id, key, kind, delta.fragment_id, proto)
+            if key and kind == "bidi_component" and proto.component_name.endswith(INSTANT):
+                for control in json.loads(proto.json).get("controls", []):
+                    self.controls[control["key"]] = (self.widgets[key], control)
 
     def _on_run_started(self, fragments: set[str]) -> None:
         """Settle the interactions whose fragment run was marked "early for rerun" (see `_on_finished`)."""
@@ -518,6 +561,8 @@ class Session:
             self.widgets = {
                 k: w for k, w in self.widgets.items() if w.fragment_id not in fragments or w.id in self._seen_this_run
             }
+        drawn = {w.id for w in self.widgets.values()}
+        self.controls = {k: (w, c) for k, (w, c) in self.controls.items() if w.id in drawn}
         waiting = []
         for waiter in self._waiters:
             if full_run or (waiter.fragment_id is not None and waiter.fragment_id in fragments):

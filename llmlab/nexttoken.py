@@ -110,32 +110,44 @@ def next_token_logits(model: PreTrainedModel, token_ids: tuple[int, ...] | list[
     return logits[0, -1].float().cpu()
 
 
-def sampling_distribution(
+def filtered_sampling(
     logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0
-) -> torch.Tensor:
-    """The distribution a sampler draws from: logits/T, then keep the top-k, then the top-p nucleus.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distribution a sampler draws from, and which tokens the filters kept: logits/T, then keep the top-k
+    (ties with the k-th are kept), then the top-p nucleus (ties: the lower token id first).
 
     temperature > 0; top_k <= 0 or None keeps all; top_p in [0, 1], where 0 keeps only the top token.
-    Returns probabilities (V,) that sum to 1 with zeros for removed tokens.
+    Returns (probabilities (V,) in float64 that sum to 1 with zeros for removed tokens, kept (V,) bool). A kept
+    token's probability can still round to 0 at a very low temperature: `kept`, not `probs > 0`, says what the
+    filters left. Float64, like the browser's copy of this function (ui/instant/math.js), so the two agree.
     """
     if not temperature > 0:
         raise ValueError("temperature must be > 0")
-    scaled = logits.float() / temperature
+    scaled = logits.double() / temperature
     vocab = scaled.shape[-1]
     if top_k is not None and 0 < top_k < vocab:
         kth = torch.topk(scaled, top_k).values[-1]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    kept = scaled > float("-inf")
     probs = torch.softmax(scaled, dim=-1)
     if top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
+        sorted_probs, order = torch.sort(probs, descending=True, stable=True)  # ties: the lower id first
         # Keep a token if the mass before it is < top_p; the first token is always kept.
         mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
         keep_sorted = mass_before < top_p
         keep_sorted[0] = True
-        keep = torch.zeros_like(keep_sorted).scatter(0, order, keep_sorted)
-        probs = probs * keep
+        kept = kept & torch.zeros_like(keep_sorted).scatter(0, order, keep_sorted)
+        probs = probs * kept
         probs = probs / probs.sum()
-    return probs
+    return probs, kept
+
+
+def sampling_distribution(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0
+) -> torch.Tensor:
+    """The distribution a sampler draws from: logits/T, then keep the top-k, then the top-p nucleus; float64
+    probabilities (V,) that sum to 1 with zeros for removed tokens (see `filtered_sampling`)."""
+    return filtered_sampling(logits, temperature, top_k, top_p)[0]
 
 
 def top_tokens(
@@ -153,10 +165,18 @@ def top_tokens(
     return tops
 
 
-def sampling_summary(sampling: torch.Tensor, top_k: int, top_p: float) -> str:
-    """What temperature, top-k and top-p left of the vocabulary, in words (the explorer's caption)."""
-    vocab = sampling.shape[-1]
-    notes = [f"{int((sampling > 0).sum()):,} of {vocab:,} tokens can be sampled"]
+def sampling_summary(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> str:
+    """What temperature, top-k and top-p leave of the vocabulary, in words (the explorer's caption): how many
+    tokens the filters keep, and how few of them carry 99% of the probability (temperature changes that, never
+    the first)."""
+    probs, kept = filtered_sampling(logits, temperature, top_k, top_p)
+    vocab = probs.shape[-1]
+    ranked = torch.sort(probs, descending=True, stable=True).values
+    carry = int(((torch.cumsum(ranked, dim=-1) - ranked) < 0.99).sum())  # the most likely, up to 99% of the mass
+    notes = [
+        f"{int(kept.sum()):,} of {vocab:,} tokens can be sampled",
+        f"the {carry:,} most likely carry 99% of the probability" if carry > 1 else "the top token alone carries 99%",
+    ]
     if top_k >= vocab:
         notes.append(f"top-k {int(top_k):,} ≥ the vocabulary ({vocab:,}), so top-k removes nothing")
     if top_p == 0:

@@ -294,48 +294,6 @@ def compute_frontier(
 # -- DPO page ----------------------------------------------------------------------------------------
 
 
-def dpo_loss_chart(curves: Sequence[tuple[float, Sequence[float], Sequence[float], Sequence[float]]]) -> go.Figure:
-    """DPO loss −log σ(β·m) (solid, left axis) and gradient weight σ(−β·m) (dotted, right axis) against the
-    log-ratio margin m, one colour per β: (beta, margins, losses, weights)."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for n, (beta, margins, losses, weights) in enumerate(curves):
-        color = SERIES_COLORS[n % len(SERIES_COLORS)]
-        fig.add_scatter(
-            x=list(margins),
-            y=list(losses),
-            mode="lines",
-            name=f"loss, β = {beta:g}",
-            line={"color": color},
-            secondary_y=False,
-        )
-        fig.add_scatter(
-            x=list(margins),
-            y=list(weights),
-            mode="lines",
-            name=f"gradient weight, β = {beta:g}",
-            line={"color": color, "dash": "dot"},
-            secondary_y=True,
-        )
-    fig.add_vline(x=0, line_color=MUTED, line_dash="dash")
-    fig = style(
-        fig,
-        "DPO loss (solid) and gradient weight σ(−β·margin) (dotted) for several β",
-        "margin = log-ratio of chosen − log-ratio of rejected (nats)",
-        "loss −log σ(β·margin) (nats)",
-        height=460,
-    )
-    fig.update_yaxes(
-        title_text="gradient weight σ(−β·margin) (0–1)",
-        range=[0, 1.02],
-        tickvals=[0, 0.25, 0.5, 0.75, 1],
-        showgrid=False,
-        secondary_y=True,
-    )
-    return legend_below(fig)
-
-
 DPO_PANELS = (  # (panel title, y-axis title with units, [(trl metric key, legend name)])
     ("Loss", "loss (nats)", [("loss", "loss")]),
     (
@@ -545,68 +503,4 @@ def score_histogram(chosen: Sequence[float], rejected: Sequence[float], title: s
     return fig
 
 
-def policy_bars(labels: Sequence[str], ref: Sequence[float], optimum: Sequence[float], title: str) -> go.Figure:
-    """π_ref vs π* over the same candidate answers (horizontal, one row per answer, labels escaped)."""
-    fig = go.Figure()
-    fig.add_bar(y=[], x=[], orientation="h", name="π_ref (SFT model)", marker_color=MUTED)
-    fig.add_bar(y=[], x=[], orientation="h", name="π* (KL-regularised optimum)", marker_color=HIGHLIGHT,
-                textposition="outside", cliponaxis=False)  # fmt: skip
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(range=[0, 1.12], tickformat=".0%")
-    fig = style(fig, title, "probability of the answer", "candidate answer")
-    fig.update_layout(barmode="group")
-    fig = legend_below(fig)  # beside the title it would cover it
-    return update_policy_bars(fig, labels, ref, optimum, title)
-
-
-def update_policy_bars(
-    fig: go.Figure, labels: Sequence[str], ref: Sequence[float], optimum: Sequence[float], title: str
-) -> go.Figure:
-    """New rows and values for a `policy_bars` figure, in place: far cheaper than building a figure
-    (the β slider redraws this on every move)."""
-    shown = [html.escape(t if len(t) <= 70 else t[:67] + "…") for t in labels]
-    rows = [f"{n + 1}. {t}" for n, t in enumerate(shown)]  # numbered: identical-looking labels stay apart
-    fig.data[0].update(y=rows, x=list(ref))
-    fig.data[1].update(y=rows, x=list(optimum), text=[f"{p:.1%}" for p in optimum])
-    fig.layout.title.text = html.escape(title)
-    fig.layout.height = 110 + 34 * len(rows)
-    return fig
-
-
 KL_FLOOR = 1e-3  # nats: the frontier's log axis starts here (π* = π_ref itself has KL 0)
-
-
-def kl_sweep_frontier(
-    kl: Sequence[float],
-    proxy: Sequence[float],
-    true: Sequence[float],
-    current: tuple[float, float, float],
-    title: str,
-) -> go.Figure:
-    """Expected reward-model score (left axis) and share of correct answers (right axis) against
-    KL(π* ‖ π_ref), traced over β; `current` = (kl, proxy, true) of the slider's β, marked. KL spans 0 to
-    hundreds of nats, so the x axis is logarithmic with values below KL_FLOOR drawn at KL_FLOOR."""
-    from plotly.subplots import make_subplots
-
-    kl = [max(k, KL_FLOOR) for k in kl]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_scatter(x=kl, y=list(proxy), mode="lines", name="reward-model score (proxy)",
-                    line={"color": ACCENT}, secondary_y=False)  # fmt: skip
-    fig.add_scatter(x=kl, y=list(true), mode="lines", name="correct answers (true reward)",
-                    line={"color": "#54a24b", "dash": "dot"}, secondary_y=True)  # fmt: skip
-    fig.add_scatter(x=[], y=[], mode="markers", name="current β (proxy)",
-                    marker={"size": 13, "color": HIGHLIGHT, "symbol": "diamond"}, secondary_y=False)  # fmt: skip
-    fig.add_scatter(x=[], y=[], mode="markers", name="current β (true)",
-                    marker={"size": 12, "color": HIGHLIGHT, "symbol": "circle-open"}, secondary_y=True)  # fmt: skip
-    x_title = f"KL(π* ‖ π_ref) (nats per answer, log scale; below {KL_FLOOR:g} drawn at {KL_FLOOR:g})"
-    fig = style(fig, title, x_title, "E[reward-model score] (logit units)", height=440)
-    fig.update_yaxes(title_text="share of correct answers", range=[-0.03, 1.05], tickformat=".0%", secondary_y=True)
-    fig.update_xaxes(type="log")
-    return move_frontier_marker(legend_below(fig), *current)
-
-
-def move_frontier_marker(fig: go.Figure, kl: float, proxy: float, true: float) -> go.Figure:
-    """Move the current-β markers of a `kl_sweep_frontier` figure, in place (the curves do not depend on β)."""
-    fig.data[2].update(x=[max(kl, KL_FLOOR)], y=[proxy])
-    fig.data[3].update(x=[max(kl, KL_FLOOR)], y=[true])
-    return fig

@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 # AppTest tests reach every tab of a page in one run (the browser tests' server runs the lazy tabs users get;
@@ -76,6 +77,42 @@ def chart(at, key_suffix: str) -> dict:
         if element.proto.id.endswith(key_suffix):
             return json.loads(element.proto.spec)
     raise AssertionError(f"no chart {key_suffix}; have {[e.proto.id[-25:] for e in at.get('plotly_chart')]}")
+
+
+def instant(at, key: str) -> dict | None:
+    """The data a browser-computed demo (ui/instant.py) was drawn with: its controls and numbers; None if the page
+    did not draw it."""
+    for element in at.get("bidi_component"):
+        if element.proto.id.endswith(f"-{key}") and element.proto.json:
+            return json.loads(element.proto.json)
+    return None
+
+
+@dataclass(frozen=True)
+class BrowserControl:
+    """A setting drawn as a browser control of a browser-computed demo (ui/instant.py), as the page sent it."""
+
+    key: str
+    value: object
+    options: list | None  # a choice control's choices
+
+
+def browser_control(at, key: str) -> BrowserControl | None:
+    """The browser control for the setting `key`, or None if no browser-computed demo on the page drew it."""
+    for element in at.get("bidi_component"):
+        data = json.loads(element.proto.json or "{}")
+        for control in data.get("controls", []) if isinstance(data, dict) else []:
+            if control.get("key") == key:
+                return BrowserControl(key, control["value"], control.get("choices"))
+    return None
+
+
+def set_in_browser(at, key: str, value) -> None:
+    """What the end of a drag on a browser control does (ui/instant.py): the setting's new value goes to the
+    settings form; run `at.run()` after it."""
+    from ui.settings import KEPT
+
+    at.session_state[KEPT] = {**at.session_state[KEPT], key: value}
 
 
 def has_chart(at, key_suffix: str) -> bool:

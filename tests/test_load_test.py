@@ -6,6 +6,7 @@ switches to the DPO page and moves a slider there. No timing is asserted (speed 
 """
 
 import asyncio
+import json
 import urllib.parse
 
 import pytest
@@ -68,14 +69,14 @@ def test_client_learns_widgets_and_refuses_unknown_ones(server):
         await session.connect()
         try:
             await session.goto("Pretraining")
-            slider = session.widget(TEMPERATURE, "slider")
-            assert slider.id.endswith(f"-{TEMPERATURE}") and slider.fragment_id  # drawn inside a fragment
+            demo, control = session.controls[TEMPERATURE]  # a browser control of the explorer (ui/instant.py)
+            assert demo.key == "pt_next_token" and demo.fragment_id  # drawn inside a fragment
             assert session.slider_value(TEMPERATURE) == 1.0  # the page's default
-            await session.set_slider(TEMPERATURE, 2.5)
+            await session.set_slider(TEMPERATURE, 2.5)  # the end of a drag: the server reruns the fragment
             assert session.slider_value(TEMPERATURE) == 2.5
-            # the server ran the fragment with the new value: the redrawn chart names it
-            chart = session.widget("pt_next_token_chart", "plotly_chart")
-            assert "T = 2.5," in chart.proto.spec and "T = 1," not in chart.proto.spec
+            # the server took the value: the redrawn demo's control says 2.5 (and the sampled text will use it)
+            demo, control = session.controls[TEMPERATURE]
+            assert control["value"] == 2.5 and json.loads(demo.proto.json)["kind"] == "next_token"
             with pytest.raises(LoadTestError, match="no slider"):
                 session.widget("no_such_key", "slider")
         finally:

@@ -13,7 +13,7 @@ LOGITS = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
 @pytest.mark.parametrize("top_p", [0.0, 0.5, 0.9, 1.0])
 def test_sampling_distribution_sums_to_one(temperature, top_k, top_p):
     probs = sampling_distribution(LOGITS, temperature, top_k, top_p)
-    assert torch.isclose(probs.sum(), torch.tensor(1.0))
+    assert probs.dtype == torch.float64 and float(probs.sum()) == pytest.approx(1.0)
     assert (probs >= 0).all()
 
 
@@ -24,7 +24,7 @@ def test_top_k_one_is_argmax_and_top_p_zero_keeps_one_token():
 
 
 def test_top_k_larger_than_vocab_keeps_all_and_matches_softmax():
-    assert torch.allclose(sampling_distribution(LOGITS, 1.0, top_k=10_000), torch.softmax(LOGITS, -1))
+    assert torch.allclose(sampling_distribution(LOGITS, 1.0, top_k=10_000), torch.softmax(LOGITS.double(), -1))
 
 
 def test_temperature_sharpens_and_flattens():
@@ -85,16 +85,32 @@ def test_sequence_logps_is_the_sum_of_each_answer_tokens_log_probability(tiny_ba
     assert got[0] > got[1]  # " Paris" is the likely answer
 
 
-def test_sampling_summary_says_what_the_filters_left(tiny_base):
+def test_sampling_summary_says_what_the_filters_left_and_what_temperature_does():
     from llmlab.nexttoken import sampling_summary
 
-    probs = sampling_distribution(LOGITS, 1.0, 0, 1.0)
-    assert sampling_summary(probs, 0, 1.0) == "6 of 6 tokens can be sampled."
-    greedy = sampling_distribution(LOGITS, 1.0, 0, 0.0)
-    assert sampling_summary(greedy, 0, 0.0) == (
-        "1 of 6 tokens can be sampled; top-p 0 keeps only the most likely token: sampling becomes greedy."
+    assert sampling_summary(LOGITS, 1.0, 0, 1.0) == (
+        f"6 of 6 tokens can be sampled; the {carrying(LOGITS, 1.0)} most likely carry 99% of the probability."
     )
-    assert "so top-k removes nothing" in sampling_summary(probs, 6, 1.0)
+    assert sampling_summary(LOGITS, 1.0, 0, 0.0) == (
+        "1 of 6 tokens can be sampled; the top token alone carries 99%; "
+        "top-p 0 keeps only the most likely token: sampling becomes greedy."
+    )
+    assert "so top-k removes nothing" in sampling_summary(LOGITS, 1.0, 6, 1.0)
+    # Temperature removes no token; it changes how few carry the probability. Far below 1, the top token's
+    # rivals round to 0, and still count as kept: the filters, not rounding, say what can be sampled.
+    cold = sampling_summary(LOGITS * 1000, 0.05, 0, 1.0)
+    assert cold.startswith("6 of 6 tokens can be sampled; the top token alone")
+    assert (sampling_distribution(LOGITS * 1000, 0.05) > 0).sum() == 1
+    assert carrying(LOGITS, 5.0) > carrying(LOGITS, 1.0) > carrying(LOGITS, 0.05) == 1
+
+
+def carrying(logits, temperature) -> int:
+    """How many of the most likely tokens it takes to reach 99% of the probability (by hand)."""
+    probs = sorted(torch.softmax(logits.double() / temperature, -1).tolist(), reverse=True)
+    total, n = 0.0, 0
+    while total < 0.99:
+        total, n = total + probs[n], n + 1
+    return n
 
 
 def test_top_tokens_can_add_a_rare_token_at_the_end(tiny_base):

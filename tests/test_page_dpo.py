@@ -9,12 +9,11 @@ import math
 import time
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from llmlab import dpo
 from tests import conftest
-from tests.conftest import ROOT, chart, has_chart, texts  # noqa: F401  (re-exported for other tests)
+from tests.conftest import ROOT, chart, has_chart, instant, set_in_browser, texts  # noqa: F401  (re-exported for other tests)
 from tests.test_pages import array
 
 PAGE = "pages/4_DPO.py"
@@ -46,16 +45,25 @@ def wait_for(at: AppTest, words: tuple[str, ...], timeout_s: float = 600) -> str
     raise AssertionError(f"none of {words} appeared within {timeout_s} s")
 
 
-def test_loss_chart_draws_loss_and_gradient_weight_for_each_beta(session):
+def test_loss_chart_gets_the_betas_to_compare_and_the_slider_beta(session):
+    """The loss and gradient-weight curves are drawn in the browser (ui/instant.py; math.js is checked against
+    llmlab.dpo in tests/test_browser.py): the page sends the margins, the β values to compare and the slider."""
     at = open_page()
-    fig = chart(at, "dpo_loss_chart")
-    names = [trace["name"] for trace in fig["data"]]
-    assert names == [f"{kind}, β = {b:g}" for b in (0.1, 0.5, 1.0) for kind in ("loss", "gradient weight")]
-    for trace in fig["data"]:
-        beta = float(trace["name"].split("= ")[1])
-        margins = torch.tensor(array(trace["x"]), dtype=torch.float64)
-        formula = dpo.dpo_loss if trace["name"].startswith("loss") else dpo.dpo_gradient_weight
-        assert torch.allclose(torch.tensor(array(trace["y"]), dtype=torch.float64), formula(margins, beta), atol=1e-5)
+    data = instant(at, "dpo_loss_live")
+    assert data["betas"] == [0.5, 1.0]
+    margins = array(data["margins"])
+    assert margins[0] == -20 and margins[-1] == 20 and len(margins) == 161
+    slider = data["controls"][0]
+    assert (slider["key"], slider["value"], slider["kind"]) == ("dpo_loss_beta", 0.1, "choice")
+    assert slider["choices"] == list(dpo.LOSS_BETAS) and min(dpo.LOSS_BETAS) == 0.01 and max(dpo.LOSS_BETAS) == 10
+
+    at.multiselect(key="dpo_loss_betas").set_value([0.01, 1.0]).run()
+    set_in_browser(at, "dpo_loss_beta", 2.0)  # the end of a drag on the browser's slider
+    at.run()
+    assert not at.exception
+    data = instant(at, "dpo_loss_live")
+    assert data["betas"] == [0.01, 1.0] and data["controls"][0]["value"] == 2.0
+    assert at.query_params["dpo_loss_beta"] == "2" and at.query_params["dpo_loss_betas"] == "0.01,1"
 
 
 def test_beta_slider_sets_the_url_and_the_example_pair(session):

@@ -14,8 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from llmlab import nexttoken, plots, scaling
 from tests import conftest
-from tests.conftest import ROOT, chart, has_chart, texts  # noqa: F401  (re-exported for other tests)
+from tests.conftest import ROOT, chart, has_chart, instant, set_in_browser, texts  # noqa: F401  (re-exported)
 from tests.test_pages import array
+from ui.models import shared_model
 
 PAGE = "pages/1_Pretraining.py"
 
@@ -27,7 +28,9 @@ def open_page(query: dict[str, str] | None = None) -> AppTest:
 # -- explorer -------------------------------------------------------------------------------------------
 
 
-def test_sliders_change_the_sampling_distribution_without_a_forward_pass(session, monkeypatch):
+def test_the_browser_gets_the_logits_once_per_prompt_and_settings_cost_no_forward_pass(session, monkeypatch):
+    """Temperature, top-k and top-p re-shape the prompt's logits in the browser (ui/instant.py); the page sends them
+    with the explorer's controls, and a settings change (a drag's end) runs no model."""
     calls = []
     original = nexttoken.next_token_logits
 
@@ -38,21 +41,23 @@ def test_sliders_change_the_sampling_distribution_without_a_forward_pass(session
     monkeypatch.setattr(nexttoken, "next_token_logits", counting)
     at = open_page()
     calls.clear()  # the default prompt's forward (in a fresh process)
-    at.text_area(key="pt_prompt").set_value(f"The capital of Italy is {time.time_ns()}").run()
+    prompt = f"The capital of Italy is {time.time_ns()}"
+    at.text_area(key="pt_prompt").set_value(prompt).run()
     assert len(calls) == 1  # a new prompt: exactly one forward pass
-    before = array(chart(at, "pt_next_token_chart")["data"][-1]["x"])
+    data = instant(at, "pt_next_token")
+    model = shared_model("tiny-base", "cpu")
+    expected = original(model.model, calls[0]).tolist()  # (not counted)
+    assert data["logits"] == pytest.approx(expected, abs=1e-5) and len(data["logits"]) == len(model.tokenizer)
+    assert [c["name"] for c in data["controls"]] == ["temperature", "top_k", "top_p", "shown"]
+    top = max(range(len(expected)), key=expected.__getitem__)
+    assert data["labels"][str(top)] == plots.token_text(nexttoken.readable_piece(model.tokenizer, top))
 
-    at.slider(key="pt_temperature").set_value(0.3).run()
-    colder = array(chart(at, "pt_next_token_chart")["data"][-1]["x"])
-    at.slider(key="pt_top_p").set_value(0.5).run()
-    at.number_input(key="pt_top_k").set_value(3).run()
-    assert not at.exception
-    assert len(calls) == 1  # sliders re-use the cached logits
-    assert colder[0] > before[0]  # a lower temperature sharpens the distribution
-    sampling = array(chart(at, "pt_next_token_chart")["data"][-1]["x"])
-    assert sum(p > 0 for p in sampling) <= 3 and sum(sampling) == pytest.approx(1, abs=1e-3)
-    raw = array(chart(at, "pt_next_token_chart")["data"][0]["x"])
-    assert raw == pytest.approx(before, abs=1e-6) or raw[0] < sampling[0]  # the raw comparison series stays
+    set_in_browser(at, "pt_temperature", 0.3)
+    set_in_browser(at, "pt_top_k", 3)
+    at.run()
+    assert not at.exception and len(calls) == 1  # the cached logits serve every setting
+    controls = {c["name"]: c["value"] for c in instant(at, "pt_next_token")["controls"]}
+    assert controls["temperature"] == 0.3 and controls["top_k"] == 3
     assert at.query_params["pt_temperature"] == "0.3" and at.query_params["pt_top_k"] == "3"  # a shareable link
 
     at.selectbox(key="model_picker_select").set_value("tiny-sft").run()  # a model change runs the model
@@ -66,33 +71,12 @@ def test_settings_come_from_the_url_clamped_with_a_notice(session):
     at.query_params.update({"pt_temperature": "9", "pt_top_p": "abc", "pt_ch_n": "70", "pt_live_lr": "0.5"})
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    assert at.slider(key="pt_temperature").value == 5.0
-    assert at.slider(key="pt_top_p").value == 1.0
+    controls = {c["name"]: c["value"] for c in instant(at, "pt_next_token")["controls"]}
+    assert controls["temperature"] == 5.0 and controls["top_p"] == 1.0  # clamped, and the default
     assert at.number_input(key="pt_ch_n").value == 70.0
     assert at.select_slider(key="pt_live_lr").value == 4e-3
     notices = " ".join(t.value for t in at.toast)  # one kind of notice on every page (ui/settings.py)
     assert "'pt_temperature' was above its range" in notices and "pt_live_lr=0.5" in notices
-
-
-def test_extreme_sampling_settings_explain_themselves(session):
-    at = open_page()
-    for temperature, top_k, top_p, message in [
-        (0.05, 0, 1.0, "of 1,118 tokens can be sampled"),
-        (5.0, 0, 1.0, "1,118 of 1,118 tokens"),
-        (1.0, 5_000, 1.0, "removes nothing"),
-        (1.0, 0, 0.0, "sampling becomes greedy"),
-    ]:
-        at.slider(key="pt_temperature").set_value(temperature)
-        at.number_input(key="pt_top_k").set_value(top_k)
-        at.slider(key="pt_top_p").set_value(top_p).run()
-        assert not at.exception, [e.message for e in at.exception]
-        assert message in texts(at)
-        sampling = array(chart(at, "pt_next_token_chart")["data"][-1]["x"])
-        assert sum(sampling) <= 1 + 1e-6
-        if top_p == 0:
-            assert sampling[0] == pytest.approx(1) and "1 of 1,118 tokens" in texts(at)
-        if temperature == 5.0:  # nearly flat: the top token keeps little
-            assert sampling[0] < 0.1
 
 
 def test_append_and_sample_grow_the_text_and_highlight_the_chosen_token(session):
@@ -106,7 +90,8 @@ def test_append_and_sample_grow_the_text_and_highlight_the_chosen_token(session)
     assert colors[sampling["y"].index("&#x27; Paris&#x27;")] == plots.HIGHLIGHT
     assert colors.count(plots.HIGHLIGHT) == 1
 
-    at.slider(key="pt_temperature").set_value(2.0).run()
+    set_in_browser(at, "pt_temperature", 2.0)  # a drag's end in the browser
+    at.run()
     at.button(key="pt_sample").click().run()
     grown = at.text_area(key="pt_prompt").value
     assert grown.startswith("The capital of France is Paris") and len(grown) > len("The capital of France is Paris")

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from llmlab import rlhf
 from llmlab.preferences import preference_pairs
 from tests import conftest
-from tests.conftest import ROOT, chart, has_chart, texts  # noqa: F401  (re-exported for other tests)
+from tests.conftest import ROOT, chart, has_chart, instant, set_in_browser, texts  # noqa: F401  (re-exported for other tests)
 from tests.test_pages import array
 
 PAGE = "pages/3_RLHF.py"
@@ -37,33 +37,47 @@ def poll_until(at: AppTest, done, timeout: float = 600.0) -> None:
         assert not at.exception, [e.message for e in at.exception]
 
 
-def test_pipeline_and_beta_slider_move_pi_star_between_pi_ref_and_the_best_answer(session):
+def payload_candidates(data: dict) -> rlhf.Candidates:
+    """The candidates the page sent to the browser, as llmlab's type."""
+    c = data["candidates"]
+    n = len(c["texts"])
+    return rlhf.Candidates(
+        prompt="", texts=tuple(c["texts"]), counts=(1,) * n, ref_logprobs=np.array(c["ref_logprobs"]),
+        proxy=np.array(c["proxy"]), true=np.array(c["true"]), lengths=np.array(c["lengths"]),
+        stopped=(True,) * n, padding=np.array(c["padding"]),
+    )  # fmt: skip
+
+
+def test_pipeline_and_the_beta_sweep_send_the_browser_what_moves_pi_star(session):
+    """The β slider redraws π* in the browser (ui/instant.py; its math is checked against llmlab in
+    tests/test_browser.py). The page sends the scored candidates and the frontier; with them, β → ∞ gives π_ref
+    and β → 0 all mass on the best-scored answer, and the frontier is llmlab's."""
     at = open_page()
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "SFT model" in dot and "Reward model" in dot and "RL policy" in dot and "tiny-sft" in dot
 
-    at.select_slider(key="rl_sweep_beta").set_value(1000.0).run()
-    bars = chart(at, "rl_sweep_bars")["data"]
-    ref, star = array(bars[0]["x"]), array(bars[1]["x"])
-    np.testing.assert_allclose(star, ref, atol=0.01)  # β → ∞: π* = π_ref
-    kl_large_beta = float(metric(at, "KL (nats)"))
-    assert kl_large_beta < 0.01
+    data = instant(at, "rl_sweep_live")
+    assert [(c["name"], c["value"]) for c in data["controls"]] == [("beta", 0.1)]
+    assert data["controls"][0]["choices"] == list(rlhf.SWEEP_BETAS)
+    cands = payload_candidates(data)
+    assert len(cands.texts) >= 2 and np.isfinite(cands.ref_logprobs).all()
+    large, small = rlhf.optimum_at(cands, 1000.0), rlhf.optimum_at(cands, 0.001)
+    np.testing.assert_allclose(large.policy, cands.ref_policy, atol=0.01)  # β → ∞: π* = π_ref
+    assert large.kl < 0.01 and small.policy.max() > 0.99 and np.isfinite(small.kl) and small.kl > large.kl
+    assert small.policy.argmax() == cands.proxy.argmax()  # β → 0: the highest-scored answer
+    curve = rlhf.frontier(cands, rlhf.beta_grid(121))
+    assert data["frontier"]["kl"] == pytest.approx(curve.kl.tolist(), rel=1e-6, abs=1e-9)
 
-    at.select_slider(key="rl_sweep_beta").set_value(0.001).run()
+    set_in_browser(at, "rl_sweep_beta", 0.001)  # the end of a drag in the browser
+    at.run()
     assert not at.exception
-    star = array(chart(at, "rl_sweep_bars")["data"][1]["x"])
-    assert max(star) > 0.99  # β → 0: all mass on the highest-reward answer
-    kl_small_beta = float(metric(at, "KL (nats)"))
-    assert np.isfinite(kl_small_beta) and kl_small_beta > kl_large_beta
-    frontier = chart(at, "rl_sweep_frontier")["data"]
-    marker = next(t for t in frontier if t["name"] == "current β (proxy)")
-    assert array(marker["x"])[0] == pytest.approx(kl_small_beta, rel=5e-3)  # the current β is marked (3 digits)
+    assert instant(at, "rl_sweep_live")["controls"][0]["value"] == 0.001
     assert at.query_params["rl_sweep_beta"] == "0.001"  # a shareable link
 
 
 def test_bad_url_values_and_empty_answers_get_messages(session):
     at = open_page({"rl_sweep_beta": "abc", "rl_online_kl": "-3"})
-    assert at.select_slider(key="rl_sweep_beta").value == 0.1
+    assert instant(at, "rl_sweep_live")["controls"][0]["value"] == 0.1
     assert at.select_slider(key="rl_online_kl").value == rlhf.RLRunConfig().beta
     notices = " ".join(t.value for t in at.toast)
     assert "rl_sweep_beta=abc" in notices and "rl_online_kl=-3" in notices

@@ -10,7 +10,7 @@ import streamlit
 from streamlit.testing.v1 import AppTest
 
 from llmlab.lessons import load_lessons
-from tests.conftest import ROOT
+from tests.conftest import ROOT, instant
 
 PAGES = {
     "pretraining": "pages/1_Pretraining.py",
@@ -67,14 +67,13 @@ def test_card_page_shows_whole_card_and_its_five_questions(lesson_id):
 
 
 def test_pretraining_chart_shows_paris_first_for_default_prompt():
+    """The explorer's distribution is drawn in the browser (ui/instant.py) from the logits the page sends."""
     at = run_page(PAGES["pretraining"])
-    fig = figure(at, 0)
-    sampling = fig["data"][-1]
-    labels = sampling["y"]
-    probs = array(sampling["x"])
-    assert labels[0] == "&#x27; Paris&#x27;"
-    assert probs[0] == max(probs) and probs[0] >= 0.5
-    assert "Paris" in " ".join(m.value for m in at.markdown)
+    data = instant(at, "pt_next_token")
+    logits = np.array(data["logits"])
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    top = int(probs.argmax())
+    assert data["labels"][str(top)] == "' Paris'" and probs[top] >= 0.5
 
 
 @pytest.mark.parametrize(
@@ -94,7 +93,7 @@ def test_pretraining_bad_prompts_give_a_message_not_a_traceback(prompt, expected
     if expected:
         assert expected in messages
     else:
-        assert at.get("plotly_chart")
+        assert instant(at, "pt_next_token")["logits"]
 
 
 def test_unknown_model_id_falls_back_with_a_message():
@@ -103,7 +102,7 @@ def test_unknown_model_id_falls_back_with_a_message():
     at.text_input(key="model_picker_text").input("no-such-org/model-404").run()
     assert not at.exception
     assert any("Could not load" in e.value for e in at.sidebar.error)
-    assert at.get("plotly_chart")  # the page keeps working on the default model
+    assert instant(at, "pt_next_token")["model"] == "tiny-base"  # the page keeps working on the default model
 
 
 def test_every_page_asks_the_browser_to_preload_the_chart_code_that_exists():

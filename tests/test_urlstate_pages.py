@@ -10,7 +10,7 @@ import pytest
 
 from llmlab import dataquality, dpo, reward, rlhf, sft
 from llmlab.pretrain import PretrainConfig
-from tests.conftest import open_page, texts
+from tests.conftest import browser_control, has_chart, instant, open_page, texts
 from ui.settings import KEPT, to_url
 
 SFT, RLHF, DPO, PRETRAINING = "pages/2_SFT.py", "pages/3_RLHF.py", "pages/4_DPO.py", "pages/1_Pretraining.py"
@@ -76,7 +76,8 @@ DEFAULTS = {
         "rl_online_lr": RL.learning_rate,
     },
     DPO: {
-        "dpo_loss_betas": [0.1, 0.5, 1.0],
+        "dpo_loss_beta": 0.1,
+        "dpo_loss_betas": [0.5, 1.0],
         "dpo_loss_example": FIRST,
         "dpo_beta": DPO_RUN.beta,
         "dpo_steps": DPO_RUN.steps,
@@ -144,6 +145,7 @@ SHARED = {
         "rl_online_lr": "0.001",
     },
     DPO: {
+        "dpo_loss_beta": "2",
         "dpo_loss_betas": "0.01,1",
         "dpo_loss_example": "Write your own pair…",
         "dpo_beta": "0.5",
@@ -186,7 +188,8 @@ BAD = {
         "dpo_loss_example": ("9" * 500, FIRST),
     },
 }
-# Presenter mode: (hidden advanced controls with a non-default value each, controls that stay, a chart that stays).
+# Presenter mode: (hidden advanced controls with a non-default value each, controls that stay, a demo that stays:
+# a plotly chart's key, or a browser-computed demo's, ui/instant.py).
 PRESENTER = {
     SFT: (
         {"sft_live_samples": "120", "sft_live_lr": "0.01", "sft_live_completion_only": "0", "sft_live_freeze": "0",
@@ -197,29 +200,30 @@ PRESENTER = {
     RLHF: (
         {"rl_rm_lr": "0.003", "rl_sweep_k": "16", "rl_sweep_temperature": "1.3", "rl_online_lr": "0.001"},
         ("rl_sweep_beta", "rl_online_kl", "rl_online_steps", "rl_rm_biased", "rl_rm_steps", "rl_sweep_rewrites", "rl_online_compare"),
-        "rl_sweep_bars",
+        "rl_sweep_live",
     ),
     DPO: (
         {"dpo_lr": "0.001", "dpo_sweep_lr": "0.0003"},
-        ("dpo_beta", "dpo_steps", "dpo_sweep_betas", "dpo_sweep_steps", "dpo_rlhf_steps", "dpo_loss_betas"),
-        "dpo_loss_chart",
+        ("dpo_beta", "dpo_steps", "dpo_sweep_betas", "dpo_sweep_steps", "dpo_rlhf_steps", "dpo_loss_betas", "dpo_loss_beta"),
+        "dpo_loss_live",
     ),
     PRETRAINING: (
         {"pt_live_lr": "0.001", "pt_live_batch": "8"},
         ("pt_temperature", "pt_top_p", "pt_live_steps", "pt_dq_noise"),
-        "pt_next_token_chart",
+        "pt_next_token",
     ),
 }  # fmt: skip
 
 
 def widget(at, key: str):
-    """The widget with this key, whatever its kind; None when the page did not draw it."""
+    """The widget with this key, whatever its kind, or the browser control of a browser-computed demo
+    (ui/instant.py); None when the page did not draw it."""
     for kind in WIDGET_KINDS:
         try:
             return getattr(at, kind)(key=key)
         except KeyError:
             continue
-    return None
+    return browser_control(at, key)
 
 
 def value_of(at, key: str):
@@ -286,7 +290,7 @@ def test_presenter_mode_hides_the_advanced_controls_but_keeps_their_values(page)
         assert at.query_params[key] == hidden[key], key  # but still part of the shared view
     for key in shown:
         assert widget(at, key) is not None, key
-    assert any(c.proto.id.endswith(chart) for c in at.get("plotly_chart"))  # the demo itself still renders
+    assert has_chart(at, chart) or instant(at, chart)  # the demo itself still renders
     if page == DPO:  # a hidden value is the one the runs use: the offline tab trains with the live lr
         assert "lr 0.001" in texts(at)
         at.select_slider(key="dpo_beta").set_value(0.5).run()  # a rerun in presenter mode keeps it too

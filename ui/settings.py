@@ -269,7 +269,7 @@ class SettingsForm(Generic[S]):
     def control(self, name: str) -> dict[str, Any]:
         """One setting as a browser control (ui/instant.py): its label, bounds or choices, help and value."""
         spec, value = self.specs[name], self.value(name)
-        control = {"name": name, "label": spec.label, "help": spec.help, "value": value}
+        control = {"name": name, "key": self.key(name), "label": spec.label, "help": spec.help, "value": value}
         if spec.kind == SELECT_SLIDER:
             choices = list(self.choices(name) or ())
             return control | {"kind": "choice", "choices": choices, "labels": [spec.show(c) for c in choices]}

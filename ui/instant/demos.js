@@ -17,7 +17,7 @@ const RENDERERS = {
     const settings = `T = ${fmt(v.temperature)}, top-k = ${v.top_k > 0 ? v.top_k : "all"}, top-p = ${fmt(v.top_p)}`;
     const label = (id) => d.labels[id] ?? `#${id}`;
     return (
-      `<p class="caption">${esc(samplingSummary(probs, v.top_k, v.top_p))}</p>` +
+      `<p class="caption">${esc(samplingSummary(d.logits, v.temperature, v.top_k, v.top_p))}</p>` +
       `<p>Most likely next token: <b>${esc(label(best))}</b> (p = ${raw[best].toFixed(3)}, id ${best})</p>` +
       barChart({
         title: `Next-token distribution after the prompt (${d.model})`,
@@ -156,6 +156,16 @@ function show(root) {
   root.dataset.draws = String(Number(root.dataset.draws || 0) + 1);
 }
 
+function redraw(root) {
+  // At most one redraw a frame: a fast drag fires several input events between two frames; the last one wins.
+  if (root.pending) return;
+  root.pending = true;
+  requestAnimationFrame(() => {
+    root.pending = false;
+    show(root);
+  });
+}
+
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
   let root = parentElement.querySelector(".instant");
@@ -170,11 +180,11 @@ export default function (component) {
     root.querySelectorAll(".control input").forEach((input, n) => {
       input.addEventListener("input", () => {
         root.values[root.data.controls[n].name] = parseControl(root.data.controls[n], input);
-        if (input.type === "range") show(root);
+        if (input.type === "range") redraw(root);
       });
       input.addEventListener("change", () => {
         root.values[root.data.controls[n].name] = parseControl(root.data.controls[n], input);
-        show(root);
+        redraw(root);
         root.sent = JSON.stringify(root.values);
         root.sentAt = performance.now();
         setStateValue("value", root.sent); // (an object as a state value never reached Python: a JSON string)

@@ -12,14 +12,23 @@ function logSumExp(xs) {
   return max + Math.log(sum);
 }
 
+function softmax(xs) {
+  // exp(x − max) / Σ, as torch.softmax computes it (so exact ties stay exact: 1/2, not 0.49999999999999994)
+  const max = Math.max(...xs);
+  const e = xs.map((x) => Math.exp(x - max));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / total);
+}
+
 function order(values) {
   // indices sorted by value, largest first (ties: lower index first)
   return Array.from(values.keys()).sort((a, b) => values[b] - values[a] || a - b);
 }
 
-function samplingDistribution(logits, temperature, topK, topP) {
-  // llmlab.nexttoken.sampling_distribution: logits/T, keep the top-k (ties at the k-th kept), then the top-p
-  // nucleus (a token is kept if the mass before it is < p; the first always); probabilities summing to 1.
+function filteredSampling(logits, temperature, topK, topP) {
+  // llmlab.nexttoken.filtered_sampling: logits/T, keep the top-k (ties with the k-th kept), then the top-p nucleus
+  // (a token is kept if the mass before it is < p; the first always; ties: the lower id first). Returns
+  // {probs (summing to 1, zeros for removed tokens), kept (what the filters left; a kept token can round to 0)}.
   if (!(temperature > 0)) throw new Error("temperature must be > 0");
   const vocab = logits.length;
   let scaled = logits.map((x) => x / temperature);
@@ -27,28 +36,44 @@ function samplingDistribution(logits, temperature, topK, topP) {
     const kth = scaled[order(scaled)[topK - 1]];
     scaled = scaled.map((x) => (x < kth ? -Infinity : x));
   }
-  const lse = logSumExp(scaled);
-  let probs = scaled.map((x) => Math.exp(x - lse));
+  let kept = scaled.map((x) => x > -Infinity);
+  let probs = softmax(scaled);
   if (topP < 1.0) {
-    const sorted = order(probs);
     const keep = new Array(vocab).fill(false);
     let before = 0;
-    sorted.forEach((i, rank) => {
+    order(probs).forEach((i, rank) => {
       keep[i] = rank === 0 || before < topP;
       before += probs[i];
     });
-    probs = probs.map((p, i) => (keep[i] ? p : 0));
+    kept = kept.map((k, i) => k && keep[i]);
+    probs = probs.map((p, i) => (kept[i] ? p : 0));
     const total = probs.reduce((a, b) => a + b, 0);
     probs = probs.map((p) => p / total);
   }
-  return probs;
+  return { probs, kept };
 }
 
-function samplingSummary(probs, topK, topP) {
+function samplingDistribution(logits, temperature, topK, topP) {
+  // llmlab.nexttoken.sampling_distribution
+  return filteredSampling(logits, temperature, topK, topP).probs;
+}
+
+function samplingSummary(logits, temperature, topK, topP) {
   // llmlab.nexttoken.sampling_summary, word for word
+  const { probs, kept } = filteredSampling(logits, temperature, topK, topP);
   const vocab = probs.length;
   const n = (x) => x.toLocaleString("en-US");
-  const notes = [`${n(probs.filter((p) => p > 0).length)} of ${n(vocab)} tokens can be sampled`];
+  let carry = 0;
+  let before = 0;
+  for (const i of order(probs)) {
+    if (!(before < 0.99)) break;
+    carry += 1;
+    before += probs[i];
+  }
+  const notes = [
+    `${n(kept.filter(Boolean).length)} of ${n(vocab)} tokens can be sampled`,
+    carry > 1 ? `the ${n(carry)} most likely carry 99% of the probability` : "the top token alone carries 99%",
+  ];
   if (topK >= vocab) notes.push(`top-k ${n(topK)} ≥ the vocabulary (${n(vocab)}), so top-k removes nothing`);
   if (topP === 0) notes.push("top-p 0 keeps only the most likely token: sampling becomes greedy");
   return notes.join("; ") + ".";

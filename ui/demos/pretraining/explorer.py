@@ -52,6 +52,18 @@ def cached_logits(model_name: str, device: str, token_ids: tuple[int, ...]) -> n
     return nexttoken.next_token_logits(model, token_ids).numpy()
 
 
+def explorer_payload(model_name: str, tokenizer, logits: torch.Tensor) -> dict:
+    """What the browser needs to redraw the explorer at any temperature, top-k and top-p: the prompt's logits
+    (all of them: top-k and top-p need the whole vocabulary) and the labels of the tokens a chart can show (the
+    MAX_SHOWN most likely: the filters and temperature never change the order)."""
+    leaders = torch.topk(logits, min(MAX_SHOWN, logits.shape[-1])).indices.tolist()
+    return {
+        "model": model_name,
+        "logits": [round(x, 5) for x in logits.tolist()],
+        "labels": {i: plots.token_text(nexttoken.readable_piece(tokenizer, i)) for i in leaders},
+    }
+
+
 def draw(loaded: LoadedModel) -> None:
     st.session_state.setdefault(PROMPT_KEY, DEFAULT_PROMPT)
     prompt = st.text_area(
@@ -81,18 +93,8 @@ def draw(loaded: LoadedModel) -> None:
     logits = torch.from_numpy(cached_logits(loaded.name, loaded.device, tokens.ids))
     form = SettingsForm(ExplorerSettings, "pt_")
     # Temperature, top-k and top-p re-shape these logits in the browser, while the slider moves (ui/instant.py).
-    leaders = torch.topk(logits, min(MAX_SHOWN, logits.shape[-1])).indices.tolist()
-    instant_demo(
-        "pt_next_token",
-        "next_token",
-        form,
-        ["temperature", "top_k", "top_p", "shown"],
-        {
-            "model": loaded.name,
-            "logits": [round(x, 5) for x in logits.tolist()],
-            "labels": {i: plots.token_text(nexttoken.readable_piece(loaded.tokenizer, i)) for i in leaders},
-        },
-    )
+    controls = ["temperature", "top_k", "top_p", "shown"]
+    instant_demo("pt_next_token", "next_token", form, controls, explorer_payload(loaded.name, loaded.tokenizer, logits))
     settings = form.done()
     raw = torch.softmax(logits, dim=-1)
     sampling = nexttoken.sampling_distribution(logits, settings.temperature, int(settings.top_k), settings.top_p)
