@@ -7,13 +7,20 @@ import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
 from ui.cards import lessons
-from ui.shell import PAGES, begin_page
+from ui.shell import PAGES, begin_page, presenter
 from ui.text import md_escape
 
 model_slot = begin_page("Home", "🧪")
 cards = lessons()
 
-st.title("LLM Training Lab")
+if presenter():  # the room joins from here too
+    from ui.join import join_button
+
+    title, join = st.columns([7, 1], vertical_alignment="center")
+    title.title("LLM Training Lab")
+    join_button(join)
+else:
+    st.title("LLM Training Lab")
 st.markdown(
     "How a large language model is trained, one stage at a time, **run live on a real (small) model** "
     "in your browser: pre-training, supervised fine-tuning, RLHF and DPO."

@@ -81,7 +81,8 @@ def cold_start(page: str) -> tuple[float, float | None, float | None, float, lis
     return connected - server.started, since_start(drawn), since_start(charted), finished - server.started, errors
 
 
-FIRST_CHART = ".js-plotly-plot .main-svg, [data-testid='stGraphVizChart'] svg"
+# plotly, graphviz, or a chart computed in the browser (ui/instant.py: Playwright's CSS pierces its shadow root)
+FIRST_CHART = ".js-plotly-plot .main-svg, [data-testid='stGraphVizChart'] svg, .instant svg.chart"
 
 
 def browser_cold_start(page: str) -> float:

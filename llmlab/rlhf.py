@@ -612,9 +612,9 @@ def pipeline_dot(stages: Sequence[tuple[str, str, str]]) -> str:
     return "\n".join(
         [
             "digraph rlhf {",
-            "  rankdir=TB; nodesep=0.3; ranksep=0.35;",
-            '  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=14];',
-            '  edge [fontname="sans-serif"];',
+            '  rankdir=TB; nodesep=0.3; ranksep=0.35; bgcolor="transparent";',  # no white box on a dark theme
+            '  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=14, fontcolor="#1f2a36", color="#7f8c99"];',
+            '  edge [fontname="sans-serif", color="#7f8c99", fontcolor="#7f8c99"];  // readable on light and dark',
             *nodes,
             '  s0 -> s1 [label="answers to compare", fontsize=11];',
             '  s1 -> s2 [label="reward r(x, y)", fontsize=11];',

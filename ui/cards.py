@@ -8,7 +8,7 @@ written.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import html
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -24,15 +24,25 @@ def lessons() -> dict[str, Lesson]:
     return load_lessons()
 
 
+QUESTIONS_FOLDED = "presenter_questions_folded"  # presenter mode: the questions column folded to a strip
+REVEALED = "presenter_revealed"  # presenter mode: the ids of the questions whose answer was revealed
+
+
 def lesson_layout(lesson_id: str) -> DeltaGenerator:
     """Draw the whole card of one lesson around an empty "Live demo" area, and return that area: the page fills
     it afterwards (`with area: demo_tabs(...)`), so the card can be read while the demo loads. Each question
-    shows its "Try it" hint (lessons/try-it/), with a button that opens the demo tab it names."""
+    shows its "Try it" hint (lessons/try-it/), with a button that opens the demo tab it names.
+
+    In presenter mode the demo is the first screen: the title and intuition take one line, the problem and the
+    rest of the card fold away below the demo, the questions column can fold to a strip, and each answer stays
+    hidden until the presenter reveals it (the room answers first)."""
     lesson = lessons()[lesson_id]
+    if presenter():
+        return _presenter_layout(lesson)
     st.title(lesson.title)
     st.caption(" · ".join(lesson.tags))
     st.info(md_escape(lesson.intuition), icon="💡")
-    with st.expander("What problem it solves", expanded=not presenter()):
+    with st.expander("What problem it solves", expanded=True):
         _paragraphs(lesson.problem)
 
     demo_col, qa_col = st.columns([3, 2], gap="large")
@@ -41,16 +51,44 @@ def lesson_layout(lesson_id: str) -> DeltaGenerator:
         area = st.container()
     with qa_col:
         render_questions(lesson)
-
     st.divider()
-    # On a projector the card's long text folds away; the demo and the questions stay in view.
-    with (
-        st.expander("The whole card: how it works, code, misconception, summary, resources")
-        if presenter()
-        else nullcontext()
-    ):
+    _card_body(lesson)
+    return area
+
+
+def _presenter_layout(lesson: Lesson) -> DeltaGenerator:
+    from ui.join import join_button
+
+    head, join = st.columns([7, 1], vertical_alignment="center")
+    head.html(
+        f'<div class="presenter-head" title="{html.escape(lesson.intuition)}"><b>{html.escape(lesson.title)}</b>'
+        f" · 💡 {html.escape(lesson.intuition)}</div>"
+    )
+    join_button(join)
+    folded = bool(st.session_state.get(QUESTIONS_FOLDED))
+    demo_col, qa_col = st.columns([24, 1] if folded else [3, 2], gap="medium")
+    area = demo_col.container()
+    with qa_col:
+        if folded:
+            st.button("❓", key="unfold_questions", help="Show the questions", on_click=_fold, args=(False,))
+        else:
+            render_questions(lesson)
+    st.divider()
+    with st.expander("The whole card: intuition, problem, how it works, code, misconception, summary, resources"):
+        st.caption(" · ".join(lesson.tags))
+        st.info(md_escape(lesson.intuition), icon="💡")
+        st.subheader("What problem it solves")
+        _paragraphs(lesson.problem)
         _card_body(lesson)
     return area
+
+
+def _fold(folded: bool) -> None:
+    st.session_state[QUESTIONS_FOLDED] = folded
+
+
+def _reveal(qa_id: str) -> None:
+    st.session_state[REVEALED] = st.session_state.get(REVEALED, set()) | {qa_id}
 
 
 def _card_body(lesson: Lesson) -> None:
@@ -82,10 +120,26 @@ def _card_body(lesson: Lesson) -> None:
 
 
 def render_questions(lesson: Lesson) -> None:
-    st.subheader("Think it through")
+    on_projector = presenter()
+    if on_projector:
+        head, fold = st.columns([5, 1], vertical_alignment="center")
+        head.subheader("Think it through")
+        fold.button("⇥", key="fold_questions", help="Fold the questions to a strip", on_click=_fold, args=(True,))
+    else:
+        st.subheader("Think it through")
+    revealed = st.session_state.get(REVEALED, set())
     for number, qa in enumerate(lesson.qas, start=1):
-        with st.expander(f"Q{number}. {md_escape(qa.question)}"):
-            _paragraphs(qa.answer)
+        if not on_projector:
+            with st.expander(f"Q{number}. {md_escape(qa.question)}"):
+                _paragraphs(qa.answer)
+        else:  # predict, then reveal: the answer stays hidden until the presenter shows it
+            st.markdown(f"**Q{number}.** {md_escape(qa.question)}")
+            if qa.id in revealed:
+                with st.container(border=True):
+                    _paragraphs(qa.answer)
+            else:
+                st.button("Reveal the answer", key=f"reveal_{qa.id}", on_click=_reveal, args=(qa.id,),
+                          icon=":material/visibility:")  # fmt: skip
         hint = lesson.try_it_for(qa.id)
         if hint is not None:
             st.caption(f"🧪 Try it in “{md_escape(hint.tab)}”: {md_escape(hint.text)}")

@@ -149,6 +149,26 @@ def show_code(*functions: Callable) -> None:
             st.code(_source(function), language="python")
 
 
+def intro(text: str) -> None:
+    """A demo's opening explanation (markdown): a paragraph for a reader. On a projector, where the presenter says
+    it, one folded line, so that the demo's main control and chart are on the first screen."""
+    from ui.shell import presenter
+
+    if presenter():
+        with st.expander("About this demo", icon=":material/info:"):
+            st.markdown(text)
+    else:
+        st.markdown(text)
+
+
+def setup(label: str) -> contextlib.AbstractContextManager:
+    """Where a demo draws what sets it up rather than what it shows (the question to use, text to edit, secondary
+    settings): in place for a reader; on a projector, a one-line popover named `label`."""
+    from ui.shell import presenter
+
+    return st.popover(label, icon=":material/tune:") if presenter() else contextlib.nullcontext()
+
+
 def chart(fig, key: str, where=None) -> None:
     """Draw a plotly figure (in `where`: a column or container; default: here). In presenter mode the room gets
     a copy with larger text and thicker lines (`llmlab.plots.for_projector`)."""

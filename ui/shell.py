@@ -46,11 +46,13 @@ TAB_KEY_PREFIX = "tab_"  # the demo tabs' keys (ui.frame.demo_tabs): the open ta
 
 _PRESENTER_CSS = """
 <style>
-  .stMainBlockContainer { font-size: 1.3rem; max-width: 100%; }
+  .stMainBlockContainer { font-size: 1.3rem; max-width: 100%; padding-top: 3rem; }
   .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.3rem !important; }
   .stMainBlockContainer h1 { font-size: 3.4rem; }
   .stMainBlockContainer h2, .stMainBlockContainer h3 { font-size: 2.2rem; }
   .stMainBlockContainer code { font-size: 1.1rem; }
+  .join-address { font-size: 2.2rem; font-weight: 600; line-height: 1.2; word-break: break-all; margin: 0.3rem 0; }
+  .presenter-head { font-size: 1.45rem; line-height: 1.4; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 </style>
 """
 
@@ -109,8 +111,11 @@ def begin_page(title: str, icon: str = "🧪") -> DeltaGenerator:
     """Set up the page and the light part of its sidebar; return the sidebar slot for the model picker. The first
     page run on a server also starts its warm-up (ui/warm.py)."""
     warm.start()
-    st.set_page_config(page_title=f"{title} · LLM Training Lab", page_icon=icon, layout="wide")
-    shell = SettingsForm(ShellSettings, "")
+    shell = SettingsForm(ShellSettings, "")  # (reads ?presenter=1: the sidebar starts folded on a projector)
+    st.set_page_config(
+        page_title=f"{title} · LLM Training Lab", page_icon=icon, layout="wide",
+        initial_sidebar_state="collapsed" if presenter() else "auto",
+    )  # fmt: skip
     with st.sidebar:
         st.markdown("### LLM Training Lab")
         for path, label, page_icon in PAGES:

@@ -39,4 +39,4 @@ def token_chips(
             f'<span style="{_CHIP.format(bg=bg)}"{title}>{html_text(visible(piece))}'
             f'<sub style="opacity:.6;margin-left:3px">{int(token_id)}</sub></span>'
         )
-    st.html(f'<div style="line-height:2">{"".join(chips)}</div>')
+    st.html(f'<div class="token-chips" style="line-height:2">{"".join(chips)}</div>')

@@ -13,7 +13,7 @@ import torch
 from llmlab import nexttoken, plots
 from llmlab.modeling import LoadedModel
 from ui.demos.pretraining.grow import GROWN_KEY, MAX_PROMPT_CHARS, PROMPT_KEY, LastStep, grow, last_step_chart
-from ui.frame import show_code
+from ui.frame import setup, show_code
 from ui.instant import instant_demo
 from ui.models import shared_model
 from ui.settings import NUMBER, SettingsForm, option
@@ -77,12 +77,13 @@ def draw(loaded: LoadedModel) -> None:
         return
     grown_text, grown = st.session_state.get(GROWN_KEY, ("", 0))
     grown = min(grown, len(tokens.ids)) if grown_text == prompt else 0
-    st.caption(
-        f"{len(tokens.ids)} tokens; the small number on each is its id in the vocabulary"
-        + (f"; the last {grown} (orange) were appended by the buttons" if grown else "")
-    )
-    backgrounds = ["rgba(76,120,168,.15)"] * (len(tokens.ids) - grown) + ["rgba(245,133,24,.35)"] * grown
-    token_chips(tokens.pieces, tokens.ids, backgrounds=backgrounds)
+    with setup(f"The prompt's {len(tokens.ids)} tokens"):
+        st.caption(
+            f"{len(tokens.ids)} tokens; the small number on each is its id in the vocabulary"
+            + (f"; the last {grown} (orange) were appended by the buttons" if grown else "")
+        )
+        backgrounds = ["rgba(76,120,168,.15)"] * (len(tokens.ids) - grown) + ["rgba(245,133,24,.35)"] * grown
+        token_chips(tokens.pieces, tokens.ids, backgrounds=backgrounds)
     if tokens.truncated:
         st.warning(
             f"The prompt is longer than the model's context: only its last {len(tokens.ids)} tokens are used "

@@ -12,9 +12,11 @@ import streamlit as st
 from llmlab import plots, preferences, reward, rlhf
 from llmlab.modeling import LoadedModel
 from ui.demos.rlhf.reward_models import RM_BIASED, RM_SESSION, RM_UNBIASED, reward_model_for, reward_options
+from ui.frame import intro, setup
 from ui.instant import instant_demo
 from ui.models import shared_model, start_model
 from ui.settings import RADIO, SettingsForm, option
+from ui.text import md_escape
 
 QUESTIONS = tuple(q.text for q in preferences.questions("train") + preferences.questions("unseen"))
 PROPOSAL_TEMPERATURES = (0.7, 1.0, 1.3, 1.6, 2.0)
@@ -61,16 +63,18 @@ def cached_sweep(
 
 
 def draw(loaded: LoadedModel) -> None:
-    st.markdown(
+    intro(
         "Sample K answers from the SFT model π_ref, score them once, and the best policy over those answers for "
         "max E[r] − β·KL(π‖π_ref) is exact: **π\\*(y) ∝ π_ref(y)·exp(r(y)/β)**. No training, so β moves instantly."
     )
     sft = start_model(loaded.device)
     form = SettingsForm(SweepSettings, "rl_sweep_", choices={"reward": reward_options()})
-    for name, column in zip(
-        ("question", "reward", "k", "temperature", "rewrites"), [*st.columns(2), *st.columns(3)], strict=True
-    ):
-        form.widget(name, column)
+    shown = f"{form.value('question')} · {form.value('reward').removeprefix('reward model trained on ')}"
+    with setup(md_escape(shown)):
+        for name, column in zip(
+            ("question", "reward", "k", "temperature", "rewrites"), [*st.columns(2), *st.columns(3)], strict=True
+        ):
+            form.widget(name, column)
     s = form.done()  # (β is set in the browser: a drag's end updates the form before this run)
     run = reward_model_for(s.reward, sft.name, sft.device)
     version = (sft.name, sft.device, s.reward, id(run), s.question, s.k, s.temperature, s.rewrites)

@@ -4,6 +4,8 @@ drawn first it already shows the run a tab's Start just launched or its Reset re
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import streamlit as st
 
 from llmlab import rlhf
@@ -12,6 +14,7 @@ from ui.demos.rlhf.reward_models import RM_JOB
 from ui.frame import PAGE
 from ui.models import start_model
 from ui.runs import current_job
+from ui.shell import presenter
 
 REDRAW = PAGE  # it has no widgets; a tab's full rerun redraws it
 RL_JOB = "rl_online"  # the online-RL tab's run panel
@@ -20,6 +23,12 @@ RL_JOB = "rl_online"  # the online-RL tab's run panel
 def draw(loaded: LoadedModel) -> None:
     policy = start_model(loaded.device).name
     jobs = {key: current_job(key) for key in (RM_JOB, RL_JOB)}
+    # On a projector the open tab's demo comes first: the pipeline folds into one line above it.
+    with st.expander("The pipeline: SFT model → reward model → RL policy") if presenter() else nullcontext():
+        _pipeline(policy, jobs)
+
+
+def _pipeline(policy: str, jobs: dict) -> None:
     st.graphviz_chart(rlhf.pipeline_dot(rlhf.pipeline_stages(policy, jobs[RM_JOB], jobs[RL_JOB])))
     st.caption(
         f"This page always starts from {policy}, the SFT stage, whatever model the sidebar picks: the "

@@ -16,7 +16,7 @@ from llmlab.reward import HeldOutScores, RewardRunConfig
 from llmlab.trainargs import LEARNING_RATES
 from ui.demos.rlhf.reward_models import RM_JOB
 from ui.demos.rlhf.score_box import score_box
-from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, show_code
+from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, intro, show_code
 from ui.models import start_model
 from ui.runs import run_panel
 from ui.settings import SettingsForm, option
@@ -40,7 +40,7 @@ class RewardSettings:
 
 def draw(loaded: LoadedModel) -> None:
     sft = start_model(loaded.device)
-    st.markdown(
+    intro(
         f"A copy of **{md_escape(sft.name)}** gets a one-number head and learns from pairs "
         "(question, chosen answer, rejected answer) with the card's loss −log σ(score_chosen − score_rejected), "
         "using trl's `RewardTrainer`. The pairs are tiny-sft's own answers: it answered each question 64 times, "

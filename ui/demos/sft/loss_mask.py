@@ -13,7 +13,7 @@ from llmlab import plots, sft
 from llmlab.instructions import examples_by_kind
 from llmlab.modeling import LoadedModel
 from llmlab.nexttoken import context_limit
-from ui.frame import chart
+from ui.frame import chart, setup
 from ui.models import shared_model
 from ui.settings import SELECTBOX, SettingsForm, option
 from ui.text import md_escape
@@ -69,9 +69,10 @@ def draw(loaded: LoadedModel) -> None:
     first = EXAMPLES.get(choice, next(iter(EXAMPLES.values())))  # a link may name an example
     st.session_state.setdefault(PROMPT_KEY, first.prompt)
     st.session_state.setdefault(RESPONSE_KEY, first.response)
-    c1, c2 = st.columns(2)
-    prompt = c1.text_area("Instruction (the user's turn)", key=PROMPT_KEY, height=90, max_chars=2000)
-    response = c2.text_area("Response (the assistant's turn)", key=RESPONSE_KEY, height=90, max_chars=2000)
+    with setup("Edit the example's text"):
+        c1, c2 = st.columns(2)
+        prompt = c1.text_area("Instruction (the user's turn)", key=PROMPT_KEY, height=90, max_chars=2000)
+        response = c2.text_area("Response (the assistant's turn)", key=RESPONSE_KEY, height=90, max_chars=2000)
     every_token = form.widget("every_token")
     form.done()
     try:
