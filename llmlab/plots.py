@@ -415,6 +415,40 @@ def reward_kl_frontier(points: Sequence[tuple[str, str, float, float]], title: s
     return legend_below(fig)
 
 
+def overoptimisation_chart(
+    points: dict[str, tuple[Sequence[float], Sequence[float], Sequence[str]]],
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    peaks: Sequence[tuple[str, float, float]],
+    title: str,
+    y_title: str,
+    percent: bool = False,
+) -> go.Figure:
+    """Reward against d = √KL (Gao et al.'s axis): measured points per series (x, y, labels), fitted curves
+    (dashed, same colour order as the points they fit) and each fit's peak as a star."""
+    fig = go.Figure()
+    for n, (name, (xs, ys, labels)) in enumerate(points.items()):
+        fig.add_scatter(
+            x=list(xs), y=list(ys), mode="markers+text" if any(labels) else "markers", name=html.escape(name),
+            text=[html.escape(t) for t in labels], textposition="top center", cliponaxis=False,
+            marker={"size": 9, "color": SERIES_COLORS[n % len(SERIES_COLORS)]},
+        )  # fmt: skip
+    for n, (name, (xs, ys)) in enumerate(curves.items()):
+        fig.add_scatter(
+            x=list(xs), y=list(ys), mode="lines", name=html.escape(name),
+            line={"color": SERIES_COLORS[n % len(SERIES_COLORS)], "dash": "dash"},
+        )  # fmt: skip
+    for name, x, y in peaks:
+        fig.add_scatter(
+            x=[x], y=[y], mode="markers", name=html.escape(name),
+            marker={"symbol": "star", "size": 16, "color": "#d62728"},
+        )  # fmt: skip
+    if percent:
+        fig.update_yaxes(tickformat=".0%")
+    fig = style(fig, title, "d = √KL(π ‖ π_SFT) (√nats)", y_title, height=400)
+    fig.update_xaxes(rangemode="tozero")
+    return legend_below(fig)
+
+
 def wrapped_label(text: str, width: int = 18) -> str:
     """A category name as an axis label: HTML-escaped, lines of about `width` characters joined by <br>."""
     return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width) or [""])

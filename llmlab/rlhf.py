@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
-from trl import RLOOConfig, RLOOTrainer
+from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from llmlab.jobs import DivergedError, Job
 from llmlab.modeling import LoadedModel, trainable_copy
-from llmlab.nexttoken import context_limit, sequence_logps
+from llmlab.nexttoken import context_limit, sample_answers, sequence_logps
 from llmlab.preferences import padded, padding_level, question_text, questions, true_reward
 from llmlab.reward import RewardRun, score
 from llmlab.trainargs import demo_trainer_args
@@ -297,6 +297,7 @@ def frontier_summary(curve: Frontier) -> str:
 # -- 2. online RL with trl's RLOOTrainer -------------------------------------------------------------------
 
 REWARDS = ("reward model", "correctness")
+ALGORITHMS = ("RLOO", "GRPO")  # trl's online trainers; the card's PPO is llmlab.ppo (trl 1.16 has none)
 RL_BETAS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # the KL coefficients the page offers, side by side
 # The learning rates the page offers the reward model and RL: from too small to move the model to large enough to
 # make its loss NaN within a few steps (on purpose: the divergence message is part of the lesson).
@@ -332,6 +333,14 @@ class RLRunConfig:
         metadata={"help": "What the policy maximises: the reward model's score, or verifiable correctness."},
     )
     sample_every: int = field(default=10, metadata={"help": "Keep sample answers every this many steps."})
+    algorithm: str = field(
+        default="RLOO",
+        metadata={
+            "help": "trl's RLOOTrainer (advantage = reward − mean of the other answers to the question; β·KL "
+            "subtracted from each answer's reward) or GRPOTrainer (advantage = (reward − group mean) / group "
+            "std; β·KL added to the loss per token, with the k3 estimator)."
+        },
+    )
     seed: int = 0
 
     def check(self) -> None:
@@ -345,12 +354,17 @@ class RLRunConfig:
             raise RLInputError("RLOO needs at least 2 answers per question (the others are the baseline).")
         if self.reward not in REWARDS:
             raise RLInputError(f"reward must be one of {REWARDS}.")
+        if self.algorithm not in ALGORITHMS:
+            raise RLInputError(f"algorithm must be one of {ALGORITHMS}.")
 
 
-def rloo_config(cfg: RLRunConfig, output_dir: str, device: str = "cpu") -> RLOOConfig:
-    """trl's config: batch size counts completions, and one generation batch feeds one optimizer step."""
+def rloo_config(cfg: RLRunConfig, output_dir: str, device: str = "cpu") -> RLOOConfig | GRPOConfig:
+    """trl's config (RLOOConfig, or GRPOConfig when cfg.algorithm is GRPO): batch size counts completions, and
+    one generation batch feeds one optimizer step. GRPO keeps trl's default loss ("dapo": token losses averaged
+    over the batch's tokens) and its per-group reward scaling."""
     batch = cfg.prompts_per_step * cfg.num_generations
-    return RLOOConfig(
+    config = GRPOConfig if cfg.algorithm == "GRPO" else RLOOConfig
+    return config(
         output_dir=output_dir,
         beta=cfg.beta,
         max_steps=cfg.max_steps,
@@ -439,7 +453,7 @@ class RLRun:
 
 
 def run_rl(sft: LoadedModel, reward: RewardRun | None, cfg: RLRunConfig, job: Job | None = None, prompts=None) -> RLRun:
-    """Online RL from a copy of the SFT model with RLOOTrainer. `reward` is the reward model (needed unless
+    """Online RL from a copy of the SFT model with RLOOTrainer (or GRPOTrainer, cfg.algorithm). `reward` is the reward model (needed unless
     cfg.reward == "correctness"). With a `job`, every step's metrics go to `job.metrics` (with "beta")."""
     cfg.check()
     if cfg.reward == "reward model" and reward is None:
@@ -452,7 +466,7 @@ def run_rl(sft: LoadedModel, reward: RewardRun | None, cfg: RLRunConfig, job: Jo
     history: list[dict] = []
     callbacks = [_HistoryCallback(history, cfg.beta, job)]
     with tempfile.TemporaryDirectory(prefix="llmlab-rl-") as out:
-        trainer = RLOOTrainer(
+        trainer = (GRPOTrainer if cfg.algorithm == "GRPO" else RLOOTrainer)(
             model=policy,
             reward_funcs=judge,
             args=rloo_config(cfg, out, sft.device),
@@ -500,7 +514,8 @@ class _HistoryCallback(TrainerCallback):
 
 def kl_comparison_work(sft: LoadedModel, reward: RewardRun | None, configs: Sequence[RLRunConfig]):
     """A Job's work: one RL run per config (e.g. per β, same seed), one after another; returns the runs.
-    Stop ends the current run and skips the rest."""
+    Stop ends the current run and skips the rest. With a reward model, the SFT model and each finished policy
+    then answer the held-out questions (`held_out_answers`, one job note each): hacking in the policy's words."""
     for cfg in configs:
         cfg.check()  # fail before any training, with the settings' message
 
@@ -510,6 +525,11 @@ def kl_comparison_work(sft: LoadedModel, reward: RewardRun | None, configs: Sequ
             if job.should_stop:
                 break
             runs.append(run_rl(sft, reward, cfg, job))
+        uses_reward_model = any(cfg.reward == "reward model" for cfg in configs)
+        if reward is not None and uses_reward_model and runs and not job.should_stop:
+            job.note(held_out_answers(sft.name, sft.model, sft.tokenizer, reward.model))
+            for run in runs:
+                job.note(held_out_answers(f"β = {run.config.beta:g}", run.policy, sft.tokenizer, reward.model))
         return runs
 
     return work
@@ -561,6 +581,84 @@ def checkpoint_samples(notes: Sequence[SampledAnswers]) -> list[dict]:
         for note in notes
         for prompt, answer, reward, correct in note.samples
     ]
+
+
+# -- reward hacking in the policy's own words: each trained policy answers the same held-out questions --------
+
+HELD_OUT_SAMPLES = 4  # answers sampled per held-out question and policy (means over 96 × 4 answers)
+
+
+@dataclass(frozen=True)
+class HeldOutAnswers:
+    """One policy's answers to the held-out questions (never trained on): per answer (question, answer,
+    reward-model score, correct, tokens), and the means over all of them."""
+
+    name: str
+    answers: list[tuple[str, str, float, bool, int]]
+    score: float  # mean reward-model score
+    correct: float  # share of right answers (true reward)
+    length: float  # mean answer length, tokens
+    padding: float  # mean polite phrases per answer
+
+
+def held_out_answers(
+    name: str,
+    policy: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reward_model: PreTrainedModel,
+    samples: int = HELD_OUT_SAMPLES,
+    seed: int = 1234,
+    max_new_tokens: int = 24,
+) -> HeldOutAnswers:
+    """Sample `samples` answers per held-out question from `policy` (our private-seed sampler: the same seeds for
+    every policy), score them with the reward model and check them against the facts."""
+    prompts = [q.prompt for q in questions("test")]
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    rows: list[tuple[str, str, float, bool, int]] = []
+    for round_ in range(samples):
+        answers = sample_answers(policy, tokenizer, ids, max_new_tokens=max_new_tokens, seed=seed + round_)
+        texts = [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
+        scores = score(reward_model, tokenizer, prompts, texts).tolist()
+        for prompt, text, answer, value in zip(prompts, texts, answers, scores, strict=True):
+            tokens = len(answer) - (1 if answer and answer[-1] == tokenizer.eos_token_id else 0)
+            rows.append((question_text(prompt), text, value, true_reward(prompt, text) > 0, tokens))
+    return HeldOutAnswers(
+        name=name,
+        answers=rows,
+        score=float(np.mean([r[2] for r in rows])),
+        correct=float(np.mean([r[3] for r in rows])),
+        length=float(np.mean([r[4] for r in rows])),
+        padding=float(np.mean([padding_level(r[1]) for r in rows])),
+    )
+
+
+def held_out_summary(reports: Sequence[HeldOutAnswers]) -> list[dict]:
+    """One row per policy: its means over the held-out answers."""
+    return [
+        {
+            "policy": r.name,
+            "reward-model score": round(r.score, 2),
+            "correct": f"{r.correct:.0%}",
+            "length (tokens)": round(r.length, 1),
+            "polite phrases": round(r.padding, 2),
+        }
+        for r in reports
+    ]
+
+
+def held_out_side_by_side(reports: Sequence[HeldOutAnswers], questions_shown: int = 12) -> list[dict]:
+    """The first sampled answer of each policy to the first `questions_shown` held-out questions, side by side:
+    one row per question, per policy its answer, score and a tick."""
+    rows = []
+    for i in range(min(questions_shown, len(reports[0].answers) if reports else 0)):
+        row = {"question": reports[0].answers[i][0]}
+        for r in reports:
+            _, answer, value, correct, _ = r.answers[i]
+            row[f"{r.name}: answer"] = answer
+            row[f"{r.name}: score"] = round(value, 2)
+            row[f"{r.name}: correct"] = "✓" if correct else "✗"
+        rows.append(row)
+    return rows
 
 
 # -- 3. the pipeline: where each stage of a session stands -----------------------------------------------------

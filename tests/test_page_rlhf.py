@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llmlab import rlhf
+from llmlab import reward, rlhf
 from llmlab.preferences import preference_pairs
 from tests import conftest
 from tests.conftest import ROOT, chart, has_chart, instant, set_in_browser, texts  # noqa: F401  (re-exported for other tests)
@@ -133,6 +133,24 @@ def test_online_rl_runs_two_kl_values_side_by_side_then_stop_mid_run(session):
     assert len(chart(at, "rl_online_kl_chart")["data"]) == 1  # the second β was skipped
 
 
+def test_after_the_runs_each_policy_answers_the_held_out_questions(session):
+    """With a reward model, the SFT model and each trained policy answer the held-out questions: the bars are
+    the table's means, and the answers are shown side by side."""
+    at = open_page()
+    assert at.radio(key="rl_online_reward").value == "reward model trained on biased pairs (longer wins)"
+    at.multiselect(key="rl_online_compare").set_value([0.0])
+    at.slider(key="rl_online_steps").set_value(5).run()
+    at.button(key="rl_online_start").click().run()
+    poll_until(at, lambda at: "Finished in" in texts(at))
+    score, correct = chart(at, "rl_online_held_score")["data"][0], chart(at, "rl_online_held_correct")["data"][0]
+    summary = next(d.value for d in at.dataframe if "reward-model score" in d.value.columns)
+    assert list(summary["policy"]) == ["tiny-sft", "β = 1", "β = 0"] == [x.replace("<br>", " ") for x in score["x"]]
+    assert np.allclose(array(score["y"]), summary["reward-model score"], atol=0.006)
+    assert [f"{v:.0%}" for v in array(correct["y"])] == list(summary["correct"])
+    side = next(d.value for d in at.dataframe if "β = 0: answer" in d.value.columns)
+    assert len(side) == 12 and {"tiny-sft: answer", "β = 1: score", "β = 0: correct"} <= set(side.columns)
+
+
 def test_two_sessions_keep_their_own_runs(session):
     session["id"] = "rl-tab-a"
     a = open_page()
@@ -146,3 +164,36 @@ def test_two_sessions_keep_their_own_runs(session):
     session["id"] = "rl-tab-a"
     a.button(key="rl_online_stop").click().run()
     poll_until(a, lambda at: "Stopped after" in texts(at) or "Finished in" in texts(at))
+
+
+OVEROPT_TAB = "4 · Over-optimisation (best-of-n)"
+
+
+def test_over_optimisation_draws_llmlabs_best_of_n_curve_then_adds_the_sessions_rl_steps(session):
+    """Best-of-n against √KL with the paper's fit (the chart's points are llmlab.overopt's curve for the same
+    pool); once this session has run online RL against the same reward model, its steps join the charts."""
+    from llmlab import overopt
+    from llmlab.modeling import load_model
+
+    at = open_page({"tab_rlhf": OVEROPT_TAB, "rl_overopt_questions": "12"})
+    true = chart(at, "rl_overopt_true")["data"]
+    assert [t["name"] for t in true][:2] == ["best-of-n", "fit d(α − βd)"]
+    sft = load_model("tiny-sft")
+    rm = reward.load_or_train_reward_model(sft, reward.RewardRunConfig(biased=False))
+    curve = overopt.best_of_n_curve(overopt.sample_pool(sft, rm.model, overopt.default_questions(12)))
+    np.testing.assert_allclose(array(true[0]["x"]), curve.d)
+    np.testing.assert_allclose(array(true[0]["y"]), curve.true)
+    np.testing.assert_allclose(array(chart(at, "rl_overopt_proxy")["data"][0]["y"]), curve.proxy, rtol=1e-5)
+    assert overopt.summary(curve, overopt.fit_bon(curve.d, curve.true)) in texts(at)
+    assert "Run online RL (tab 3) with this reward model" in texts(at)
+
+    at.radio(key="rl_overopt_reward").set_value("reward model trained on unbiased pairs").run()
+    at.radio(key="rl_online_reward").set_value("reward model trained on unbiased pairs")
+    at.multiselect(key="rl_online_compare").set_value([])
+    at.slider(key="rl_online_steps").set_value(5).run()
+    at.button(key="rl_online_start").click().run()
+    poll_until(at, lambda at: "Finished in" in texts(at))
+    names = [t["name"] for t in chart(at, "rl_overopt_true")["data"]]
+    assert "online RL, β = 1" in names
+    rl = next(t for t in chart(at, "rl_overopt_true")["data"] if t["name"] == "online RL, β = 1")
+    assert array(rl["x"])[0] == 0 and len(array(rl["x"])) == 2  # the start policy, then steps 2-5 in one point

@@ -1,6 +1,7 @@
 """RLHF core: preference data, the reward model (trl's loss = ours), the exact KL-regularised optimum,
 and online RL with RLOO (KL 0 drifts further than a large KL coefficient)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -375,8 +376,21 @@ def test_kl_zero_drifts_further_than_a_large_kl_coefficient(sft):
     assert any(p.ne(q).any() for p, q in zip(free.policy.parameters(), sft.model.parameters(), strict=True))
 
 
+def test_grpo_runs_through_the_same_judge_with_trls_grpo_config(sft):
+    cfg = rlhf.RLRunConfig(algorithm="GRPO", beta=0.5, max_steps=2, prompts_per_step=2, num_generations=4)
+    cfg = dataclasses.replace(cfg, reward="correctness")
+    config = rlhf.rloo_config(cfg, "/tmp/unused")
+    assert type(config).__name__ == "GRPOConfig" and config.beta == 0.5 and config.num_generations == 4
+    assert type(rlhf.rloo_config(rlhf.RLRunConfig(), "/tmp/unused")).__name__ == "RLOOConfig"
+    run = rlhf.run_rl(sft, None, cfg)
+    assert [h["step"] for h in run.history] == [1, 2]
+    assert all(math.isfinite(h["kl_seq"]) and 0 <= h["true_reward"] <= 1 for h in run.history)
+    assert any(p.ne(q).any() for p, q in zip(run.policy.parameters(), sft.model.parameters(), strict=True))
+
+
 def test_rl_settings_are_checked():
-    for bad in ({"beta": -1.0}, {"beta": float("nan")}, {"learning_rate": float("nan")}, {"num_generations": 1}):
+    bad_settings = ({"beta": -1.0}, {"beta": float("nan")}, {"learning_rate": float("nan")}, {"num_generations": 1})
+    for bad in (*bad_settings, {"algorithm": "PPO"}):
         with pytest.raises(rlhf.RLInputError):
             rlhf.RLRunConfig(**bad).check()
 

@@ -25,10 +25,27 @@ from ui.demos.rlhf.reward_models import (
 )
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, show_code
 from ui.models import start_model
-from ui.runs import run_panel
+from ui.runs import current_job, run_panel
 from ui.settings import RADIO, SettingsForm, option
 
 REDRAW = FRAGMENT_UNLESS_RUNNING
+
+
+@dataclass(frozen=True)
+class TrainedAgainst:
+    """A job note: the reward the session's online-RL runs maximise (a choice of OnlineSettings.reward)."""
+
+    reward: str
+
+
+def rl_job() -> Job | None:
+    """This session's online-RL job (running or finished), if any."""
+    return current_job(pipeline.RL_JOB)
+
+
+def trained_against(job: Job) -> str | None:
+    notes = job.notes_of(TrainedAgainst)
+    return notes[0].reward if notes else None
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,9 @@ def draw(loaded: LoadedModel) -> None:
 
     def make_job() -> Job:
         run = reward_model_for(settings.reward, sft.name, sft.device)
-        return Job("rl-online", rlhf.kl_comparison_work(sft, run, configs))
+        job = Job("rl-online", rlhf.kl_comparison_work(sft, run, configs))
+        job.note(TrainedAgainst(settings.reward))
+        return job
 
     betas = ", ".join(f"{c.beta:g}" for c in configs)
     run_panel(
@@ -123,3 +142,32 @@ def draw_rl_run(job: Job) -> None:
     if samples:
         st.markdown("**Sampled answers at checkpoints**")
         st.dataframe(rlhf.checkpoint_samples(samples), hide_index=True)
+    draw_held_out(job.notes_of(rlhf.HeldOutAnswers), job.status == "running")
+
+
+def draw_held_out(reports: list[rlhf.HeldOutAnswers], running: bool) -> None:
+    """Reward hacking in the policies' own words: the SFT model and each trained policy answer the same
+    held-out questions (sampled with the same seeds), scored by the reward model they were trained against."""
+    if not reports:
+        if running:
+            st.caption("When the runs end, each policy answers the 96 held-out questions here.")
+        return
+    st.markdown("**Held-out questions, answered by each policy** (never trained on)")
+    st.caption(
+        f"Each policy samples {rlhf.HELD_OUT_SAMPLES} answers to each of the 96 held-out questions with the same "
+        "seeds; the reward model the runs trained against scores them and the facts decide correctness. With the "
+        "biased reward model (trained on labels where the longer answer wins, right or wrong), the unleashed "
+        "policy (β = 0) finds what that model pays for: measured on the bundled models, its score rises while "
+        "fewer answers are right and answers run to the length limit."
+    )
+    names = [r.name for r in reports]
+    score = plots.grouped_bars(names, {"reward-model score": [r.score for r in reports]},
+                               "Reward-model score on held-out questions", "policy", "mean score (score units)",
+                               percent=False)  # fmt: skip
+    correct = plots.grouped_bars(names, {"correct": [r.correct for r in reports]},
+                                 "Correct answers on held-out questions", "policy", "share of answers that are right")  # fmt: skip
+    c1, c2 = st.columns(2)
+    chart(score, "rl_online_held_score", c1)
+    chart(correct, "rl_online_held_correct", c2)
+    st.dataframe(rlhf.held_out_summary(reports), hide_index=True)
+    st.dataframe(rlhf.held_out_side_by_side(reports), hide_index=True)
