@@ -512,19 +512,22 @@ class _HistoryCallback(TrainerCallback):
         return control
 
 
-def kl_comparison_work(sft: LoadedModel, reward: RewardRun | None, configs: Sequence[RLRunConfig]):
-    """A Job's work: one RL run per config (e.g. per β, same seed), one after another; returns the runs.
+def kl_comparison_work(sft: LoadedModel, reward: RewardRun | None, configs: Sequence):
+    """A Job's work: one RL run per config (RLRunConfig, or llmlab.ppo.PPOConfig for PPO; e.g. per β, same seed),
+    one after another; returns the runs.
     Stop ends the current run and skips the rest. With a reward model, the SFT model and each finished policy
     then answer the held-out questions (`held_out_answers`, one job note each): hacking in the policy's words."""
     for cfg in configs:
         cfg.check()  # fail before any training, with the settings' message
 
     def work(job: Job) -> list[RLRun]:
+        from llmlab.ppo import PPOConfig, run_ppo  # (llmlab.ppo builds on this module)
+
         runs = []
         for cfg in configs:
             if job.should_stop:
                 break
-            runs.append(run_rl(sft, reward, cfg, job))
+            runs.append(run_ppo(sft, reward, cfg, job) if isinstance(cfg, PPOConfig) else run_rl(sft, reward, cfg, job))
         uses_reward_model = any(cfg.reward == "reward model" for cfg in configs)
         if reward is not None and uses_reward_model and runs and not job.should_stop:
             job.note(held_out_answers(sft.name, sft.model, sft.tokenizer, reward.model))
@@ -585,12 +588,13 @@ def checkpoint_samples(notes: Sequence[SampledAnswers]) -> list[dict]:
 
 # -- reward hacking in the policy's own words: each trained policy answers the same held-out questions --------
 
-HELD_OUT_SAMPLES = 4  # answers sampled per held-out question and policy (means over 96 × 4 answers)
+HELD_OUT_SAMPLES = 8  # answers sampled per held-out question and policy (means over 24 × 8 answers)
 
 
 @dataclass(frozen=True)
 class HeldOutAnswers:
-    """One policy's answers to the held-out questions (never trained on): per answer (question, answer,
+    """One policy's answers to the held-out questions (the 24 "unseen" ones: in no preference pair, never an RL
+    prompt): per answer (question, answer,
     reward-model score, correct, tokens), and the means over all of them."""
 
     name: str
@@ -612,7 +616,7 @@ def held_out_answers(
 ) -> HeldOutAnswers:
     """Sample `samples` answers per held-out question from `policy` (our private-seed sampler: the same seeds for
     every policy), score them with the reward model and check them against the facts."""
-    prompts = [q.prompt for q in questions("test")]
+    prompts = [q.prompt for q in questions("unseen")]
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     rows: list[tuple[str, str, float, bool, int]] = []
     for round_ in range(samples):

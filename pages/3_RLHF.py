@@ -6,9 +6,10 @@ llmlab/reward.py and llmlab/rlhf.py, preference data in llmlab/preferences.py).
    score histogram; a box that scores two typed answers.
 2. KL sweep: the exact optimum π* ∝ π_ref·exp(r/β) over K sampled answers, β on a log slider (instant).
 3. Online RL: trl's RLOOTrainer from a copy of tiny-sft with a KL coefficient, several β side by side.
-4. Over-optimisation: best-of-n (no training) and the session's RL runs, proxy and true reward against √KL,
+4. PPO (llmlab/ppo.py: critic, GAE, clip), RLOO and GRPO side by side: reward vs KL, time, memory, advantages.
+5. Over-optimisation: best-of-n (no training) and the session's RL runs, proxy and true reward against √KL,
    with Gao et al.'s fits and the peak.
-5. Vote as a room: attendees judge answer pairs; the presenter trains on their votes.
+6. Vote as a room: attendees judge answer pairs; the presenter trains on their votes.
 
     streamlit run app.py   # then "3 · RLHF"; settings round-trip: ?rl_sweep_beta=0.1&rl_online_kl=0.05
 """
@@ -27,7 +28,8 @@ with lesson_layout("rlhf"):  # the card is on screen; the demo fills in once the
             Tab("1 · Reward model", "ui.demos.rlhf.reward_model"),
             Tab("2 · KL sweep (exact, instant)", "ui.demos.rlhf.kl_sweep"),
             Tab("3 · Online RL (live)", "ui.demos.rlhf.online_rl"),
-            Tab("4 · Over-optimisation (best-of-n)", "ui.demos.rlhf.overopt"),
+            Tab("4 · PPO, RLOO, GRPO", "ui.demos.rlhf.algorithms"),
+            Tab("5 · Over-optimisation (best-of-n)", "ui.demos.rlhf.overopt"),
             Tab("Vote as a room", "ui.demos.rlhf.vote"),
         ],
         above="ui.demos.rlhf.pipeline",

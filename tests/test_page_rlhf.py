@@ -166,7 +166,7 @@ def test_two_sessions_keep_their_own_runs(session):
     poll_until(a, lambda at: "Stopped after" in texts(at) or "Finished in" in texts(at))
 
 
-OVEROPT_TAB = "4 · Over-optimisation (best-of-n)"
+OVEROPT_TAB = "5 · Over-optimisation (best-of-n)"
 
 
 def test_over_optimisation_draws_llmlabs_best_of_n_curve_then_adds_the_sessions_rl_steps(session):

@@ -1,6 +1,6 @@
-"""3 · Online RL: trl's RLOOTrainer trains a copy of the SFT model against a reward (a reward model, or verifiable
-correctness) with a KL coefficient β, live; several β one after another, side by side on the same charts
-(llmlab.rlhf.kl_comparison_work)."""
+"""3 · Online RL: PPO (llmlab/ppo.py) or trl's RLOOTrainer / GRPOTrainer trains a copy of the SFT model against a
+reward (a reward model, or verifiable correctness) with a KL coefficient β, live; several β one after another, side
+by side on the same charts (llmlab.rlhf.kl_comparison_work); then each policy answers held-out questions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import streamlit as st
 from llmlab import plots, rlhf
 from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
+from llmlab.ppo import PPOConfig, PPOInputError, run_ppo
+from llmlab.rl_algorithms import ALGORITHMS
 from llmlab.rlhf import RL_BETAS, RLRunConfig, SampledAnswers
 from llmlab.trainargs import LEARNING_RATES
 from ui.demos.rlhf import pipeline
@@ -56,36 +58,42 @@ class OnlineSettings:
         "Also run, side by side (same seed)", (0.0,), choices=RL_BETAS,
         help="More KL coefficients, each a run of its own after the first; curves share the charts.",
     )  # fmt: skip
-    kl: float = option("KL coefficient β", choices=RL_BETAS, core=(RLRunConfig, "beta"))
-    steps: int = option("Steps", lo=5, hi=200, step=5, core=(RLRunConfig, "max_steps"))
-    lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(RLRunConfig, "learning_rate"))
+    algorithm: str = option(
+        "Algorithm", "PPO", choices=ALGORITHMS, widget=RADIO,
+        help="PPO as the card teaches it (this project's llmlab/ppo.py: a critic, GAE, the clip), or trl's RLOO or "
+        "GRPO (no critic: the other answers to the question are the baseline). Tab 4 runs all three side by side.",
+    )  # fmt: skip
+    kl: float = option("KL coefficient β", choices=RL_BETAS, core=(PPOConfig, "beta"))
+    steps: int = option("Steps", lo=5, hi=200, step=5, core=(PPOConfig, "max_steps"))
+    lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(PPOConfig, "learning_rate"))
 
-    def configs(self) -> list[RLRunConfig]:
-        """One run per β: the chosen one first, then the others to compare (same seed)."""
+    def configs(self) -> list[PPOConfig | RLRunConfig]:
+        """One run per β: the chosen one first, then the others to compare (same seed and algorithm)."""
         reward = "correctness" if self.reward == CORRECTNESS else "reward model"
-        return [
-            RLRunConfig(beta=float(b), max_steps=int(self.steps), learning_rate=float(self.lr), reward=reward)
-            for b in dict.fromkeys([self.kl, *self.compare])
-        ]
+        shared = {"max_steps": int(self.steps), "learning_rate": float(self.lr), "reward": reward}
+        betas = dict.fromkeys([self.kl, *self.compare])
+        if self.algorithm == "PPO":
+            return [PPOConfig(beta=float(b), **shared) for b in betas]
+        return [RLRunConfig(beta=float(b), algorithm=self.algorithm, **shared) for b in betas]
 
 
 def draw(loaded: LoadedModel) -> None:
     st.markdown(
-        "**How this relates to the card's PPO:** trl 1.16 has no PPOTrainer; `RLOOTrainer` is the same loop "
-        "without PPO's value network: each answer's advantage is its reward minus the mean reward of the other "
-        "answers to the same question, and β·KL(π‖π_ref) is subtracted from the reward exactly like the card's "
-        "`ppo_step(reward, kl_penalty=β)` (GRPOTrainer adds the KL to the loss instead)."
+        "**The card's step 3, live:** sample answers, score them with the reward model, and move toward higher "
+        "reward while β·KL(π‖π_ref) is charged against it, the card's `ppo_step(reward, kl_penalty=β)`. PPO is "
+        "this project's (trl 1.16 no longer ships a PPOTrainer); RLOO and GRPO are trl's trainers."
     )
     sft = start_model(loaded.device)
     form = SettingsForm(OnlineSettings, "rl_online_", choices={"reward": reward_options(with_correctness=True)})
-    for name, column in zip(("reward", "compare", "kl", "steps", "lr"), [*st.columns(2), *st.columns(3)], strict=True):
+    names = ("reward", "compare", "algorithm", "kl", "steps", "lr")
+    for name, column in zip(names, [*st.columns(2), *st.columns(4)], strict=True):
         form.widget(name, column)
     settings = form.done()
     configs = settings.configs()
     try:
         for config in configs:
             config.check()
-    except rlhf.RLInputError as err:
+    except (rlhf.RLInputError, PPOInputError) as err:
         st.error(str(err), icon="⚠️")
         return
 
@@ -101,10 +109,10 @@ def draw(loaded: LoadedModel) -> None:
         make_job,
         draw_rl_run,
         start_label="Start RL",
-        idle_message=f"Press Start RL to train a copy of {sft.name} with RLOO at β = {betas} (one run after "
-        "another, same seed).",
+        idle_message=f"Press Start RL to train a copy of {sft.name} with {settings.algorithm} at β = {betas} (one "
+        "run after another, same seed).",
     )
-    show_code(rlhf.rloo_config, rlhf.run_rl)
+    show_code(*((run_ppo,) if settings.algorithm == "PPO" else (rlhf.rloo_config, rlhf.run_rl)))
 
 
 def draw_rl_run(job: Job) -> None:
@@ -150,11 +158,13 @@ def draw_held_out(reports: list[rlhf.HeldOutAnswers], running: bool) -> None:
     held-out questions (sampled with the same seeds), scored by the reward model they were trained against."""
     if not reports:
         if running:
-            st.caption("When the runs end, each policy answers the 96 held-out questions here.")
+            st.caption("When the runs end, each policy answers the 24 held-out questions here.")
         return
-    st.markdown("**Held-out questions, answered by each policy** (never trained on)")
+    st.markdown(
+        "**Held-out questions, answered by each policy** (24 questions in no preference pair and never an RL prompt)"
+    )
     st.caption(
-        f"Each policy samples {rlhf.HELD_OUT_SAMPLES} answers to each of the 96 held-out questions with the same "
+        f"Each policy samples {rlhf.HELD_OUT_SAMPLES} answers to each held-out question with the same "
         "seeds; the reward model the runs trained against scores them and the facts decide correctness. With the "
         "biased reward model (trained on labels where the longer answer wins, right or wrong), the unleashed "
         "policy (β = 0) finds what that model pays for: measured on the bundled models, its score rises while "

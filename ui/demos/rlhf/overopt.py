@@ -25,7 +25,7 @@ class OveroptSettings:
     reward: str = option("Reward model (the proxy)", RM_UNBIASED, choices=(RM_UNBIASED, RM_BIASED, RM_SESSION),
                          widget=RADIO)  # fmt: skip
     questions: int = option(
-        "Held-out questions", overopt.DEFAULT_QUESTIONS, choices=(12, 24, 48, 96), advanced=True,
+        "Questions", overopt.DEFAULT_QUESTIONS, choices=(12, 24, 48, 96), advanced=True,
         help=f"Each gets {overopt.N_MAX} sampled answers, scored once and cached; more questions, smoother curves.",
     )  # fmt: skip
 
@@ -60,7 +60,7 @@ def draw(loaded: LoadedModel) -> None:
         st.error(str(err), icon="⚠️")
         return
     st.caption(
-        f"Set-up: {s.questions} held-out questions, {overopt.N_MAX} answers each sampled from {sft.name} at "
+        f"Set-up: {s.questions} of the 96 questions the preference pairs ask, {overopt.N_MAX} answers each sampled from {sft.name} at "
         f"temperature 1 (seed 0), scored by the {s.reward}; correctness is checked against the facts. The "
         "expected best-of-n pick is computed exactly over all n-subsets of the 64 answers, so the curves are "
         "smooth. The default reward model is the unbiased one because its curve shows the paper's shape; with the "
