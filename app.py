@@ -64,3 +64,16 @@ with shielded("the model box"):
         f"{loaded.n_params / 1e6:.2f} M parameters). The default, tiny-base, is this project's own GPT-2, "
         "pre-trained from scratch on a generated corpus, so everything works offline."
     )
+with shielded("the lineage"):
+    from ui.demos import lineage
+
+    lineage.draw(loaded.device)
+
+from llmlab.lessons import load_workshop  # noqa: E402
+
+intro, routes = load_workshop()
+with st.expander("A workshop route: 60 or 90 minutes through the app, with a question for the room at each step"):
+    st.markdown(intro)
+    for column, route in zip(st.columns(len(routes)), routes, strict=True):
+        column.subheader(route.title)
+        column.markdown(route.text)  # the project's own lesson text (lessons/workshop.md), not user input

@@ -323,3 +323,40 @@ def _qas(lines: list[str], lesson_id: str, where: str) -> tuple[QA, ...]:
     if not all(qa_id.startswith(f"{lesson_id}-") for qa_id in ids):
         raise ValueError(f"{where}: Q&A ids must start with '{lesson_id}-': {ids}")
     return tuple(qas)
+
+
+WORKSHOP_FILE = "workshop/routes.md"  # under LESSONS_DIR: the suggested routes through the app, shown on Home
+_ROUTE_STEP = re.compile(r"^\d+\. \*\*(?P<page>[^·*]+?) · (?P<tab>[^(*]+?) \(")  # "1. **SFT · Loss mask (5 min)."
+
+
+@dataclass(frozen=True)
+class WorkshopRoute:
+    title: str  # e.g. "60 minutes"
+    text: str  # its markdown: numbered steps
+    steps: tuple[tuple[str, str], ...]  # (page, tab) each step names, e.g. ("SFT", "Loss mask")
+
+
+def load_workshop(directory: Path = LESSONS_DIR) -> tuple[str, tuple[WorkshopRoute, ...]]:
+    """`<directory>/workshop/routes.md`: its introduction and its "## " routes, each with the (page, tab) of its steps."""
+    lines = (Path(directory) / WORKSHOP_FILE).read_text(encoding="utf-8").splitlines()
+    intro: list[str] = []
+    routes: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("# "):
+            continue
+        if line.startswith("## "):
+            routes.append((line[3:].strip(), []))
+        elif routes:
+            routes[-1][1].append(line)
+        else:
+            intro.append(line)
+    if not routes:
+        raise ValueError(f"{WORKSHOP_FILE}: no '## ' route")
+    return " ".join(x.strip() for x in intro if x.strip()), tuple(
+        WorkshopRoute(
+            title,
+            "\n".join(body).strip(),
+            tuple((m["page"].strip(), m["tab"].strip()) for m in map(_ROUTE_STEP.match, body) if m),
+        )
+        for title, body in routes
+    )

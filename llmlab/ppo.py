@@ -179,10 +179,11 @@ class PPOConfig:
     """One PPO run. Field help texts are the page's slider help."""
 
     # Measured on tiny-sft with the bundled unbiased reward model, 1 torch thread, seeds 0-2, answers sampled for the
-    # 96 questions of the held-out pairs (also the RL prompts; 4 answers each) before and after: these defaults take 18-21 s of CPU and move the mean score
-    # -0.72 -> -0.14 / 0.11 / -0.06 and correctness 81% -> 82-85%, at KL 0.4-0.75 nats per answer. 4 epochs x 30
-    # batches: score -0.12 / -0.53 / -0.36, correctness 79-85%; with 4 mini-batches or β = 0.5 (seed 0) 77-79%. A value
-    # head at the policy's learning rate (head_lr_scale 1; 4 epochs x 30) took the sampled answers from 85% to 43% right.
+    # 96 questions of the held-out pairs (also the RL prompts; 4 answers each) before and after: these defaults take
+    # 18-21 s of CPU and move the mean score -0.72 -> -0.14 / 0.11 / -0.06 and correctness 81% -> 82-85%, at KL
+    # 0.4-0.75 nats per answer. 4 epochs x 30 batches: score -0.12 / -0.53 / -0.36, correctness 79-85%; with 4 mini-
+    # batches or β = 0.5 (seed 0) 77-79%. A value head at the policy's learning rate (head_lr_scale 1; 4 epochs x 30)
+    # took the sampled answers from 85% to 43% right.
 
     beta: float = field(
         default=1.0,

@@ -8,7 +8,7 @@ drawn, yet their values (from the URL) stay in force and reappear when presenter
 
 import pytest
 
-from llmlab import dataquality, dpo, reward, rlhf, sft
+from llmlab import dataquality, dpo, ppo, reward, rl_algorithms, rlhf, sft
 from llmlab.pretrain import PretrainConfig
 from tests.conftest import browser_control, has_chart, instant, open_page, texts
 from ui.settings import KEPT, to_url
@@ -22,7 +22,8 @@ WIDGET_KINDS = ("slider", "select_slider", "selectbox", "radio", "toggle", "numb
 RM_UNBIASED, RM_BIASED = "reward model trained on unbiased pairs", "reward model trained on biased pairs (longer wins)"
 
 RUN, QUALITY, LORA, WRONG = sft.SFTRunConfig(), sft.QualityConfig(), sft.LoraComparisonConfig(), sft.WrongFactsConfig()
-RM, RL, DPO_RUN = reward.RewardRunConfig(), rlhf.RLRunConfig(), dpo.DPOSettings()
+RM, RL, RLOO, DPO_RUN = reward.RewardRunConfig(), ppo.PPOConfig(), rlhf.RLRunConfig(), dpo.DPOSettings()
+COMPARISON = rl_algorithms.Comparison()
 PRE, NOISE = PretrainConfig(), dataquality.NoiseConfig()
 DEFAULTS = {
     PRETRAINING: {
@@ -71,9 +72,15 @@ DEFAULTS = {
         "rl_sweep_beta": 0.1,
         "rl_online_reward": RM_BIASED,
         "rl_online_compare": [0.0],
+        "rl_online_algorithm": "PPO",
         "rl_online_kl": RL.beta,
         "rl_online_steps": RL.max_steps,
         "rl_online_lr": RL.learning_rate,
+        "rl_algos_reward": RM_UNBIASED,
+        "rl_algos_beta": COMPARISON.beta,
+        "rl_algos_steps": COMPARISON.steps,
+        "rl_overopt_reward": RM_UNBIASED,
+        "rl_overopt_questions": 24,
     },
     DPO: {
         "dpo_loss_beta": 0.1,
@@ -88,7 +95,7 @@ DEFAULTS = {
         "dpo_sweep_lr": DPO_RUN.learning_rate,
         "dpo_sweep_nll": DPO_RUN.chosen_nll,
         "dpo_rlhf_betas": [0.01, 0.1, 1.0],
-        "dpo_rlhf_steps": RL.max_steps,
+        "dpo_rlhf_steps": RLOO.max_steps,
         "dpo_cover_kinds": ["capital"],
     },
 }
@@ -140,9 +147,15 @@ SHARED = {
         "rl_sweep_beta": "0.01",
         "rl_online_reward": "correctness (verifiable, no reward model)",
         "rl_online_compare": "0.1,0.5",
+        "rl_online_algorithm": "GRPO",
         "rl_online_kl": "0.2",
         "rl_online_steps": "50",
         "rl_online_lr": "0.001",
+        "rl_algos_reward": RM_BIASED,
+        "rl_algos_beta": "0.5",
+        "rl_algos_steps": "10",
+        "rl_overopt_reward": RM_BIASED,
+        "rl_overopt_questions": "12",
     },
     DPO: {
         "dpo_loss_beta": "2",

@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from llmlab.lessons import Lesson, load_lessons
+from ui.demos import code_example
 from ui.shell import TAB_KEY_PREFIX, presenter
 from ui.text import md_escape
 
@@ -105,6 +106,12 @@ def _card_body(lesson: Lesson) -> None:
         st.code(lesson.code_example, language="python", wrap_lines=True)
         st.subheader("Common misconception")
         st.warning(md_escape(lesson.misconception), icon="⚠️")
+    run_it = "Run this code example here: what changed from the card, and why"
+    # (presenter mode draws the card body in an expander already, and expanders do not nest)
+    with st.container(border=True) if presenter() else st.expander(run_it):
+        if presenter():
+            st.markdown(f"**{run_it}**")
+        code_example.draw(lesson)
     st.subheader("Where you see it")
     for line in lesson.where_you_see_it:
         st.markdown("- " + md_escape(line))
