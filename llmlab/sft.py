@@ -458,6 +458,15 @@ class ArmResult:
     label: str
     result: SFTRun
     base_change: float  # the largest change of an original weight (0 for LoRA)
+    config: SFTRunConfig | None = None  # the arm's settings (for a download's card and reproduce.py)
+    model: PreTrainedModel | None = field(default=None, compare=False, repr=False)  # this session's trained copy
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A job note: the model a run trained (this session's copy), for the page's download."""
+
+    model: PreTrainedModel
 
 
 def live_sft_work(loaded: LoadedModel, cfg: SFTRunConfig) -> Callable[[Job], SFTRun]:
@@ -466,7 +475,7 @@ def live_sft_work(loaded: LoadedModel, cfg: SFTRunConfig) -> Callable[[Job], SFT
     pairs = polished_pairs(seed=cfg.seed)[: cfg.samples]
 
     def work(job: Job) -> SFTRun:
-        run, _ = run_sft(
+        run, model = run_sft(
             trainable_copy(loaded),
             loaded.tokenizer,
             pairs,
@@ -474,6 +483,7 @@ def live_sft_work(loaded: LoadedModel, cfg: SFTRunConfig) -> Callable[[Job], SFT
             callbacks=[JobCallback(job)],
             on_scored=lambda stage, score: job.note(Scored(stage, score)),
         )
+        job.note(Trained(model))
         return run
 
     return work
@@ -527,10 +537,9 @@ class LoraComparisonConfig:
 
 def lora_work(loaded: LoadedModel, cfg: LoraComparisonConfig) -> Callable[[Job], Comparison]:
     pairs = polished_pairs(seed=cfg.seed)[: cfg.samples]
-    full = SFTRunConfig(max_steps=cfg.max_steps, learning_rate=cfg.full_learning_rate, seed=cfg.seed)
-    lora = SFTRunConfig(
-        max_steps=cfg.max_steps, learning_rate=cfg.lora_learning_rate, lora_rank=cfg.lora_rank, seed=cfg.seed
-    )
+    shared = {"max_steps": cfg.max_steps, "seed": cfg.seed, "samples": cfg.samples}
+    full = SFTRunConfig(learning_rate=cfg.full_learning_rate, **shared)
+    lora = SFTRunConfig(learning_rate=cfg.lora_learning_rate, lora_rank=cfg.lora_rank, **shared)
     return _comparison_work(loaded, (("full fine-tuning", pairs, full), (f"LoRA r={cfg.lora_rank}", pairs, lora)))
 
 
@@ -545,7 +554,7 @@ def _comparison_work(
             run, model = run_sft(
                 trainable_copy(loaded), loaded.tokenizer, pairs, cfg, [JobCallback(TaggedJob(job, run=n))]
             )
-            job.note(ArmResult(n, label, run, base_weight_change(loaded.model, model)))
+            job.note(ArmResult(n, label, run, base_weight_change(loaded.model, model), cfg, model))
             runs.append(run)
         return Comparison(labels=tuple(label for label, _, _ in arms), runs=tuple(runs))
 

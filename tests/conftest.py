@@ -115,6 +115,15 @@ def set_in_browser(at, key: str, value) -> None:
     at.session_state[KEPT] = {**at.session_state[KEPT], key: value}
 
 
+def model_downloads(at) -> list[str]:
+    """The captions of the model downloads on the page (ui/download.py: each says how to load its zip)."""
+    from ui.download import LABEL
+
+    if not any(b.proto.label == LABEL for b in at.get("download_button")):
+        return []
+    return [c.value for c in at.caption if c.value.startswith("Unzip `")]
+
+
 def has_chart(at, key_suffix: str) -> bool:
     return any(e.proto.id.endswith(key_suffix) for e in at.get("plotly_chart"))
 

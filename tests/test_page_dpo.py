@@ -145,6 +145,8 @@ def test_short_live_run_draws_trls_metrics_and_before_after_answers(session):
     assert list(answers.columns) == ["question", "before (start model)", "after DPO"] and len(answers) == 6
     assert "the policy of your live run" in texts(at)  # and the implicit-reward example uses its policy
     assert at.get("download_button")  # trl's per-step metrics as CSV (the run panel)
+    (download,) = conftest.model_downloads(at)  # and the policy as a Hugging Face folder
+    assert "llmlab-dpo-tiny-sft-" in download
 
 
 def test_stop_mid_run_keeps_the_steps_so_far(session):

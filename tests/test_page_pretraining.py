@@ -139,6 +139,8 @@ def test_start_poll_stop_leaves_a_decreasing_loss_history(session):
     probe = chart(at, "pt_live_probe_chart")
     assert "The capital of France is" in probe["layout"]["title"]["text"]
     assert "Greedy samples at step" in texts(at)
+    (download,) = conftest.model_downloads(at)  # a stopped run's model too, as a Hugging Face folder
+    assert "llmlab-pretraining-tiny-base-" in download
     # A second Stop cannot happen (the button is disabled once the run is over); Reset empties the panel.
     assert at.button(key="pt_live_stop").disabled and not at.button(key="pt_live_start").disabled
     at.button(key="pt_live_reset").click().run()

@@ -98,6 +98,8 @@ def test_reward_model_run_shows_trl_loss_accuracy_and_histogram(session):
     hist = chart(at, "rl_rm_histogram")["data"]
     assert {t["name"] for t in hist} == {"chosen answers", "rejected answers"}
     assert len(array(hist[0]["x"])) == len(preference_pairs(0, False, "test"))  # every held-out pair scored
+    (download,) = conftest.model_downloads(at)
+    assert "llmlab-reward-tiny-sft-" in download and "AutoModelForSequenceClassification" in download
     assert "Held-out accuracy (its own labels)" in [m.label for m in at.metric]
     # the trained model becomes a choice for the sweep and for RL, and the pipeline says so
     assert "your reward model (tab 1)" in at.radio(key="rl_sweep_reward").options
@@ -149,6 +151,8 @@ def test_after_the_runs_each_policy_answers_the_held_out_questions(session):
     assert [f"{v:.0%}" for v in array(correct["y"])] == list(summary["correct"])
     side = next(d.value for d in at.dataframe if "β = 0: answer" in d.value.columns)
     assert len(side) == 12 and {"tiny-sft: answer", "β = 1: score", "β = 0: correct"} <= set(side.columns)
+    downloads = conftest.model_downloads(at)  # each policy, as a Hugging Face folder
+    assert len(downloads) == 2 and all("llmlab-rl-tiny-sft-" in d for d in downloads)
 
 
 def test_two_sessions_keep_their_own_runs(session):

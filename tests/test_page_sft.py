@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from llmlab import sft
 from llmlab.instructions import examples_by_kind
+from tests import conftest
 from tests.test_pages import array, figure, run_page
 
 PAGE = "pages/2_SFT.py"
@@ -108,6 +109,8 @@ def test_live_run_starts_polls_and_shows_before_and_after():
     metrics = {m.label: m for m in at.metric}
     assert "was" in metrics["Held-out accuracy"].proto.delta
     assert metrics["Well-formatted answers"].value != "0%"  # 15 steps already teach the format
+    (download,) = conftest.model_downloads(at)  # the trained copy as a Hugging Face folder
+    assert download.startswith("Unzip `llmlab-sft-tiny-base-") and "AutoModelForCausalLM" in download
 
 
 def test_stop_mid_run_keeps_the_results_so_far():
@@ -163,6 +166,9 @@ def test_lora_tab_shows_trainable_counts_and_untouched_base_weights(tiny_base):
     assert int(full["trainable parameters"].replace(",", "")) > 10 * expected
     series = {trace["name"] for trace in chart(at, "sft_lora_loss")["data"]}
     assert series == {"full fine-tuning", "LoRA r=4"}
+    full_download, lora_download = conftest.model_downloads(at)  # the full copy, and the adapter alone
+    assert "llmlab-sft-tiny-base-" in full_download and "AutoModelForCausalLM" in full_download
+    assert "llmlab-lora-tiny-base-" in lora_download and "PeftModel.from_pretrained" in lora_download
 
 
 def test_quality_and_wrong_facts_tabs_run_and_draw():

@@ -12,6 +12,7 @@ from llmlab.dpo_experiments import DPOOutcome, dpo_work
 from llmlab.jobs import Job, overshooting
 from llmlab.modeling import LoadedModel
 from ui.demos.dpo.shared import ASKED, LIVE_JOB, LIVE_PREFIX, LIVE_RUNS, LiveSettings, pairs
+from ui.download import download_button, note_start, started
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart
 from ui.models import start_model
 from ui.runs import run_panel
@@ -34,7 +35,11 @@ def draw(loaded: LoadedModel) -> None:
     train, heldout = pairs("train"), pairs("test")
     run_panel(
         LIVE_JOB,
-        lambda: Job("dpo-live", dpo_work(start, train, heldout, settings, preferences.true_reward, asked=ASKED)),
+        lambda: note_start(
+            Job("dpo-live", dpo_work(start, train, heldout, settings, preferences.true_reward, asked=ASKED)),
+            start.name,
+            start.tokenizer,
+        ),
         lambda job: draw_live(job, settings.steps, start.name),
         start_label="Start DPO",
         idle_message=(
@@ -106,3 +111,8 @@ def draw_outcome(job: Job, outcome: DPOOutcome) -> None:
     )
     st.markdown("**Before and after** (greedy answers to held-out questions)")
     st.dataframe(pd.DataFrame(outcome.answers), hide_index=True, key="dpo_live_answers")
+    if (begun := started(job)) is not None:
+        metrics = {"steps": outcome.run.steps_done, "held-out preference accuracy": report.accuracy_after,
+                   "KL to the reference (nats)": report.kl, "right answers (sampled)": report.reward_after}  # fmt: skip
+        download_button("dpo", outcome.run.policy, begun.tokenizer, outcome.run.settings, begun.start_model, metrics,
+                        key="dpo_live_download")  # fmt: skip

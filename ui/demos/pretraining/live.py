@@ -14,6 +14,7 @@ from llmlab.modeling import DEFAULT_MODEL, LoadedModel
 from llmlab.pretrain import PretrainConfig, ProbeConfig
 from llmlab.trainargs import LEARNING_RATES
 from ui.demos.pretraining.live_view import draw_live_run
+from ui.download import download_button, note_start, started
 from ui.frame import FRAGMENT_UNLESS_RUNNING, show_code
 from ui.models import shared_model
 from ui.runs import run_panel
@@ -61,7 +62,12 @@ def draw(loaded: LoadedModel) -> None:
 
     job = run_panel(
         "pt_live",
-        lambda: Job("pretrain-live", lambda job: pretrain.live_pretraining(job, tokenizer, config, probe)),
+        lambda: note_start(
+            Job("pretrain-live", lambda job: pretrain.live_pretraining(job, tokenizer, config, probe)),
+            DEFAULT_MODEL,
+            tokenizer,
+            config,
+        ),
         lambda job: draw_live_run(job, tokenizer),  # ui/demos/pretraining/live_view.py
         start_label="Start training",
         idle_message=(
@@ -72,3 +78,12 @@ def draw(loaded: LoadedModel) -> None:
     )
     if job is None:
         st.caption("Before training, every token is about equally likely: the loss starts near ln V.")
+    elif not job.running and job.result is not None and job.snapshot() and (start := started(job)):
+        last = job.snapshot()[-1]
+        metrics = {
+            "steps": int(last["step"]),
+            "final loss (nats/token)": last["loss"],
+            "tokens seen": int(last["tokens"]),
+        }
+        download_button("pretraining", job.result, start.tokenizer, start.config, start.start_model, metrics,
+                        key="pt_live_download")  # fmt: skip

@@ -25,6 +25,7 @@ from ui.demos.rlhf.reward_models import (
     reward_model_for,
     reward_options,
 )
+from ui.download import download_button, note_start, started
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, show_code
 from ui.models import start_model
 from ui.runs import current_job, run_panel
@@ -35,9 +36,11 @@ REDRAW = FRAGMENT_UNLESS_RUNNING
 
 @dataclass(frozen=True)
 class TrainedAgainst:
-    """A job note: the reward the session's online-RL runs maximise (a choice of OnlineSettings.reward)."""
+    """A job note: the reward the session's online-RL runs maximise (a choice of OnlineSettings.reward), and that
+    reward model's settings (None for correctness), which a download's reproduce.py needs."""
 
     reward: str
+    reward_config: object = None
 
 
 def rl_job() -> Job | None:
@@ -100,8 +103,8 @@ def draw(loaded: LoadedModel) -> None:
     def make_job() -> Job:
         run = reward_model_for(settings.reward, sft.name, sft.device)
         job = Job("rl-online", rlhf.kl_comparison_work(sft, run, configs))
-        job.note(TrainedAgainst(settings.reward))
-        return job
+        job.note(TrainedAgainst(settings.reward, run.config if run is not None else None))
+        return note_start(job, sft.name, sft.tokenizer)
 
     betas = ", ".join(f"{c.beta:g}" for c in configs)
     run_panel(
@@ -151,6 +154,19 @@ def draw_rl_run(job: Job) -> None:
         st.markdown("**Sampled answers at checkpoints**")
         st.dataframe(rlhf.checkpoint_samples(samples), hide_index=True)
     draw_held_out(job.notes_of(rlhf.HeldOutAnswers), job.status == "running")
+    draw_downloads(job)
+
+
+def draw_downloads(job: Job) -> None:
+    """A finished job's policies, each as a download (a Hugging Face folder with its card and reproduce.py)."""
+    start, against = started(job), job.notes_of(TrainedAgainst)
+    if job.running or not isinstance(job.result, list) or start is None or not against:
+        return
+    for run in job.result:
+        metrics = {"steps": int(run.history[-1]["step"]) if run.history else 0, **rlhf.final_metrics(run.history)}
+        st.markdown(f"**The policy trained at β = {run.config.beta:g}**")
+        download_button("rl", run.policy, start.tokenizer, run.config, start.start_model, metrics,
+                        key=f"rl_online_download_{run.config.beta:g}", reward_config=against[0].reward_config)  # fmt: skip
 
 
 def draw_held_out(reports: list[rlhf.HeldOutAnswers], running: bool) -> None:

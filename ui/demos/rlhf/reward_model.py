@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
@@ -16,6 +17,7 @@ from llmlab.reward import HeldOutScores, RewardRunConfig
 from llmlab.trainargs import LEARNING_RATES
 from ui.demos.rlhf.reward_models import RM_JOB
 from ui.demos.rlhf.score_box import score_box
+from ui.download import download_button
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, intro, show_code
 from ui.models import start_model
 from ui.runs import run_panel
@@ -105,6 +107,10 @@ def draw_reward_run(job: Job) -> None:
         m2.metric("Held-out accuracy vs correctness", f"{run.heldout_true.accuracy:.0%}",
                   help="The same held-out answers, labelled by which one is right.")  # fmt: skip
         m3.metric("Held-out margin", f"{run.heldout.margin:.2f}", help="mean s_chosen − s_rejected, logit units")
+        metrics = {"steps": int(max(r["step"] for r in rows)), "held-out accuracy": run.heldout.accuracy,
+                   "held-out accuracy vs correctness": run.heldout_true.accuracy, "held-out margin": run.heldout.margin}  # fmt: skip
+        download_button("reward", run.model, run.tokenizer, run.config, Path(run.source).name, metrics,
+                        key="rl_rm_download")  # fmt: skip
         if run.config.biased:
             st.warning(
                 "This reward model learned the biased labels: it ranks the *longer* answer higher, right or "

@@ -11,6 +11,8 @@ import streamlit as st
 
 from llmlab import plots, sft
 from llmlab.jobs import Job
+from llmlab.modeling import LoadedModel
+from ui.download import note_start
 from ui.frame import chart
 from ui.runs import run_panel
 
@@ -18,11 +20,21 @@ MEASURES = ("right fact", "house format", "both (usable)")  # HeldOutScore.rates
 
 
 def comparison_panel(
-    key: str, make_work: Callable[[], Callable[[Job], sft.Comparison]], draw: Callable[[Job], None], idle_message: str
+    key: str,
+    make_work: Callable[[], Callable[[Job], sft.Comparison]],
+    draw: Callable[[Job], None],
+    idle_message: str,
+    start: LoadedModel | None = None,
 ) -> None:
     """The run panel of a comparison: Start trains both arms, one after the other, in one job named by the panel
-    (its charts' keys start with that name). `make_work` is called on Start only: it builds the training data."""
-    run_panel(key, lambda: Job(key, make_work()), draw, start_label="Train both", idle_message=idle_message)
+    (its charts' keys start with that name). `make_work` is called on Start only: it builds the training data.
+    With `start` (the model both arms copy), the job notes it for the arms' downloads."""
+
+    def make_job() -> Job:
+        job = Job(key, make_work())
+        return note_start(job, start.name, start.tokenizer) if start is not None else job
+
+    run_panel(key, make_job, draw, start_label="Train both", idle_message=idle_message)
 
 
 def draw_comparison(job: Job) -> list[sft.ArmResult]:

@@ -15,6 +15,7 @@ from llmlab.jobs import Job
 from llmlab.modeling import LoadedModel
 from llmlab.sft import SFTRunConfig
 from llmlab.trainargs import LEARNING_RATES
+from ui.download import download_button, note_start, started
 from ui.frame import FRAGMENT_UNLESS_RUNNING, chart, show_code
 from ui.runs import run_panel
 from ui.settings import SettingsForm, help_of, option
@@ -69,7 +70,7 @@ def draw(loaded: LoadedModel) -> None:
     countries = ", ".join(c.name for c in HELD_OUT_COUNTRIES)
     run_panel(
         "sft_live",
-        lambda: Job("sft_live", sft.live_sft_work(loaded, cfg)),
+        lambda: note_start(Job("sft_live", sft.live_sft_work(loaded, cfg)), loaded.name, loaded.tokenizer, cfg),
         draw_live,
         start_label="Start SFT",
         idle_message=f"Press Start SFT to fine-tune a copy of {loaded.name} with trl's SFTTrainer. Held-out "
@@ -110,3 +111,10 @@ def draw_live(job: Job) -> None:
     columns = {"before SFT": before} | ({"after SFT": after} if after else {})
     answers = sft.held_out_answers(columns, marked=after)
     st.dataframe(pd.DataFrame(answers), hide_index=True, key="sft_live_answers")
+    trained, start = job.notes_of(sft.Trained), started(job)
+    if after and trained and start and isinstance(job.result, sft.SFTRun):
+        run = job.result
+        metrics = {"steps": run.steps, "held-out accuracy": after.accuracy, "held-out accuracy before": before.accuracy,
+                   "well-formatted answers": after.format_rate, "final training loss": run.losses[-1]}  # fmt: skip
+        download_button("sft", trained[0].model, start.tokenizer, start.config, start.start_model, metrics,
+                        key="sft_live_download")  # fmt: skip

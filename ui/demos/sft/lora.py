@@ -15,8 +15,10 @@ from llmlab.modeling import LoadedModel
 from llmlab.sft import LoraComparisonConfig
 from llmlab.trainargs import LEARNING_RATES
 from ui.demos.sft.answers import comparison_panel, draw_comparison
+from ui.download import download_button, started
 from ui.frame import FRAGMENT_UNLESS_RUNNING, show_code
 from ui.settings import SettingsForm, option
+from ui.text import md_escape
 
 REDRAW = FRAGMENT_UNLESS_RUNNING
 
@@ -41,6 +43,7 @@ def draw(loaded: LoadedModel) -> None:
         lambda: sft.lora_work(loaded, cfg),
         draw_lora,
         "Full fine-tuning, then peft LoRA adapters, on the same pairs for the same steps.",
+        start=loaded,
     )
     show_code(sft.lora_config, sft.base_weight_change)
 
@@ -55,3 +58,12 @@ def draw_lora(job: Job) -> None:
         "linear layer. On a 1M-parameter model the saving is small and the extra matmuls can even cost time; "
         "on a 7B model the same idea trains ~0.1–1% of the weights and fits on one GPU."
     )
+    start = started(job)
+    for arm in arms if start is not None else []:
+        if arm.model is None or arm.config is None:
+            continue
+        kind = "lora" if arm.config.lora_rank else "sft"
+        st.markdown(f"**{md_escape(arm.label)}**" + (": the adapter alone" if kind == "lora" else ""))
+        metrics = {"steps": arm.result.steps, "held-out accuracy": arm.result.after.accuracy}
+        download_button(kind, arm.model, start.tokenizer, arm.config, start.start_model, metrics,
+                        key=f"sft_lora_download_{arm.run}")  # fmt: skip
