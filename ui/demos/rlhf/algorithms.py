@@ -96,11 +96,13 @@ def draw_comparison(job: Job) -> None:
     st.dataframe(rl_algorithms.summary_rows(rows, runs), hide_index=True)
     c1, c2 = st.columns(2)
     paths = {name: rl_algorithms.trajectory(rows, name) for name in names}
-    chart(plots.metric_lines(paths, "Reward against KL (5 steps per point)", "KL(π ‖ π_ref) (nats per answer)",
-                             "mean reward of sampled answers (score units)"), "rl_algos_frontier", c1)  # fmt: skip
+    frontier = plots.metric_lines(paths, "Reward vs KL (5 steps a point)", "KL(π ‖ π_ref) (nats per answer)",
+                                  "mean reward of sampled answers (score units)")  # fmt: skip
+    chart(plots.legend_below(frontier), "rl_algos_frontier", c1)
     clipped = {name: rl_algorithms.clip_fractions(rows, name) for name in names}
-    chart(plots.metric_lines(clipped, "The clip at work", "training step", "share of answer tokens clipped",
-                             percent=True), "rl_algos_clip", c2)  # fmt: skip
+    clip = plots.metric_lines(clipped, "Tokens clipped per step", "training step", "share of answer tokens clipped",
+                              percent=True)  # fmt: skip
+    chart(plots.legend_below(clip), "rl_algos_clip", c2)
     st.caption(
         "PPO makes 2 epochs × 2 mini-batches of updates on each batch, so π_new/π_old moves away from 1 and the clip "
         "stops some tokens' gradient; RLOO and GRPO take one gradient step per batch (trl's default), so their "
@@ -113,8 +115,8 @@ def draw_comparison(job: Job) -> None:
             "k1 = Σ (log π − log π_ref)": (steps, [r["kl_seq"] for r in ppo_rows]),
             "k3 = Σ ((r − 1) − log r)": (steps, [r["kl_k3"] for r in ppo_rows]),
         }
-        chart(plots.metric_lines(estimators, "PPO's KL to the SFT model, two estimators", "training step",
-                                 "KL (nats per answer, batch mean)"), "rl_algos_kl_estimators", c1)  # fmt: skip
+        kl = plots.metric_lines(estimators, "PPO's KL: k1 vs k3", "training step", "KL (nats per answer, batch mean)")
+        chart(plots.legend_below(kl), "rl_algos_kl_estimators", c1)
         lowest = min(r["kl_seq"] for r in ppo_rows)
         c2.caption(
             "Both estimate the same KL(π ‖ π_ref) from the sampled answers. k1 is unbiased but noisy and can be "

@@ -86,9 +86,9 @@ def draw(loaded: LoadedModel) -> None:
         if rl.fit.peak_d is not None and rl.fit.peak_d <= rl_grid[-1]:
             peaks.append(("peak of the RL fit", rl.fit.peak_d, float(rl.fit(rl.fit.peak_d))))
     c1, c2 = st.columns(2)
-    chart(plots.overoptimisation_chart(proxy_points, proxy_curves, [], "Proxy reward: the reward model's score",
+    chart(plots.overoptimisation_chart(proxy_points, proxy_curves, [], "Proxy: reward-model score",
                                        "mean score of the pick (score units)"), "rl_overopt_proxy", c1)  # fmt: skip
-    chart(plots.overoptimisation_chart(true_points, true_curves, peaks, "True reward: correct answers",
+    chart(plots.overoptimisation_chart(true_points, true_curves, peaks, "True reward: correctness",
                                        "share of picks that are right", percent=True), "rl_overopt_true", c2)  # fmt: skip
     st.markdown(overopt.summary(curve, fit_true))
     st.caption(rl.caption)
