@@ -57,6 +57,16 @@ class Recipe:
     train: str  # the body of the reproduce script's `train(config, device)`
 
 
+_SFT_IMPORTS = (
+    "from llmlab.instructions import polished_pairs\nfrom llmlab.jobs import JobCallback\n"
+    "from llmlab.modeling import load_model, trainable_copy\nfrom llmlab.sft import SFTRunConfig, run_sft"
+)
+_SFT_TRAIN = """    loaded = load_model(START_MODEL, device)
+    pairs = polished_pairs(seed=config.seed)[: config.samples]
+    run, model = run_sft(trainable_copy(loaded), loaded.tokenizer, pairs, config, callbacks=[JobCallback(make_job())])
+    print(f"held-out accuracy {run.before.accuracy:.0%} -> {run.after.accuracy:.0%} after {run.steps} steps")
+    return model, loaded.tokenizer"""  # the SFT and LoRA recipes' shared body, after each one's docstring
+
 RECIPES: dict[str, Recipe] = {
     "pretraining": Recipe(
         title="pre-training from random weights (next-token prediction on the generated corpus)",
@@ -79,16 +89,10 @@ RECIPES: dict[str, Recipe] = {
         auto_class="AutoModelForCausalLM",
         made_by="the SFT page, `llmlab.sft.run_sft` on the first `samples` polished pairs",
         trainer_lag=1,
-        imports=(
-            "from llmlab.instructions import polished_pairs\nfrom llmlab.jobs import JobCallback\n"
-            "from llmlab.modeling import load_model, trainable_copy\nfrom llmlab.sft import SFTRunConfig, run_sft"
-        ),
+        imports=_SFT_IMPORTS,
         train='''    """SFT of a copy of the start model on the first `samples` polished pairs, as llmlab.sft.live_sft_work."""
-    loaded = load_model(START_MODEL, device)
-    pairs = polished_pairs(seed=config.seed)[: config.samples]
-    run, model = run_sft(trainable_copy(loaded), loaded.tokenizer, pairs, config, callbacks=[JobCallback(make_job())])
-    print(f"held-out accuracy {run.before.accuracy:.0%} -> {run.after.accuracy:.0%} after {run.steps} steps")
-    return model, loaded.tokenizer''',
+'''
+        + _SFT_TRAIN,
     ),
     "lora": Recipe(
         title="supervised fine-tuning with LoRA adapters (trl's SFTTrainer + peft); the base weights stay as they were",
@@ -97,17 +101,11 @@ RECIPES: dict[str, Recipe] = {
         auto_class="PeftModel",
         made_by="the SFT page's LoRA vs full fine-tuning, `llmlab.sft.run_sft` with `lora_rank` > 0",
         trainer_lag=1,
-        imports=(
-            "from llmlab.instructions import polished_pairs\nfrom llmlab.jobs import JobCallback\n"
-            "from llmlab.modeling import load_model, trainable_copy\nfrom llmlab.sft import SFTRunConfig, run_sft"
-        ),
+        imports=_SFT_IMPORTS,
         train='''    """LoRA SFT of the start model on the first `samples` polished pairs, as llmlab.sft.lora_work. The model
     returned is peft's: its save_pretrained writes the adapter folder only."""
-    loaded = load_model(START_MODEL, device)
-    pairs = polished_pairs(seed=config.seed)[: config.samples]
-    run, model = run_sft(trainable_copy(loaded), loaded.tokenizer, pairs, config, callbacks=[JobCallback(make_job())])
-    print(f"held-out accuracy {run.before.accuracy:.0%} -> {run.after.accuracy:.0%} after {run.steps} steps")
-    return model, loaded.tokenizer''',
+'''
+        + _SFT_TRAIN,
     ),
     "reward": Recipe(
         title="a reward model (trl's RewardTrainer, Bradley-Terry loss on preference pairs)",
