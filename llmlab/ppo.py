@@ -17,10 +17,18 @@ to and including its end-of-text token and 0 after it (a mask's ones always come
 
     run = run_ppo(sft, rm, PPOConfig())        # run.history: the per-step keys of rlhf.run_rl's history, and more
     view = answer_advantages(run, sft, rm, prompt)   # PPO's per-answer advantages next to RLOO's and GRPO's
+
+`PPOTrainer` is the card's API over the same functions (the caller's loop samples, scores and steps):
+
+    ppo = PPOTrainer(config=PPOConfig(), model=model, tokenizer=tok)   # trains `model` in place
+    responses = ppo.generate(prompts)
+    ppo.step(prompts, responses, scores)
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import random
 import time
@@ -30,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmlab.jobs import DivergedError, Job
 from llmlab.modeling import LoadedModel, trainable_copy
@@ -262,17 +270,28 @@ class PPOConfig:
 
 
 @dataclass
-class Rollout:
-    """One batch of sampled answers and everything PPO computes on it before training (tensors (B, T) unless said)."""
+class Answers:
+    """One answer to each prompt, as the token rows `forward` reads (tensors (B, T) unless said)."""
 
-    prompts: list[str]  # (B,) each prompt repeated num_generations times, in a row
+    prompts: list[str]  # (B,)
     completions: list[str]  # (B,) the answers' text, without the end-of-text token
     input_ids: torch.Tensor  # (B, P + T) left-padded prompt, then the answer (padded after its end-of-text token)
     attention_mask: torch.Tensor  # (B, P + T)
     answer_ids: torch.Tensor  # (B, T)
     mask: torch.Tensor  # 1.0 on answer tokens, up to and including the end-of-text token
-    scores: torch.Tensor  # (B,) what the policy maximises: reward-model score or correctness
     true: torch.Tensor  # (B,) correctness, 1.0 or 0.0
+
+    def token_lists(self) -> list[list[int]]:
+        """Each answer's tokens, its end-of-text token included (if it has one)."""
+        return [row[: int(n)].tolist() for row, n in zip(self.answer_ids, self.mask.sum(dim=1), strict=True)]
+
+
+@dataclass
+class Rollout(Answers):
+    """One batch of sampled answers and everything PPO computes on it before training (tensors (B, T) unless said).
+    In run_ppo, `prompts` holds each prompt num_generations times, in a row."""
+
+    scores: torch.Tensor  # (B,) what the policy maximises: reward-model score or correctness
     logp: torch.Tensor  # log π_old(y_t): the policy that sampled the answers
     ref_logp: torch.Tensor  # log π_ref(y_t): the SFT model
     values: torch.Tensor  # V_old(s_t)
@@ -297,6 +316,93 @@ def forward(
     return logp, values
 
 
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The padding token (the end-of-text token for a tokenizer without one; padding is masked out anyway)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def left_padded(
+    tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts' tokens (B, P), padded on the left so that every answer starts at column P, and their mask."""
+    pad = pad_id(tokenizer)
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    width = max(len(ids) for ids in encoded)
+    prompt_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=device)
+    prompt_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
+    return prompt_ids, prompt_mask
+
+
+def pack(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[list[int]], device) -> Answers:
+    """Prompts and their answers' tokens (each up to and including its end-of-text token, or cut at the length
+    limit) as one batch: left-padded prompts, then right-padded answers."""
+    pad = pad_id(tokenizer)
+    eos = tokenizer.eos_token_id
+    prompts = list(prompts)
+    prompt_ids, prompt_mask = left_padded(tokenizer, prompts, device)
+    length = max(len(a) for a in answers)
+    answer_ids = torch.tensor([a + [pad] * (length - len(a)) for a in answers], device=device)
+    kept = torch.tensor([[1] * len(a) + [0] * (length - len(a)) for a in answers], device=device)
+    completions = [tokenizer.decode([t for t in a if t != eos], skip_special_tokens=True) for a in answers]
+    true = torch.tensor([true_reward(p, c) for p, c in zip(prompts, completions, strict=True)])
+    return Answers(
+        prompts, completions, torch.cat([prompt_ids, answer_ids], dim=1), torch.cat([prompt_mask, kept], dim=1),
+        answer_ids, kept.float(), true,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def sample(
+    policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_completion_length: int
+) -> Answers:
+    """Step 1 without the scores: one answer to each prompt (repeat a prompt for several), sampled from `policy` at
+    temperature 1 with no top-k, from torch's global generator (fork it around the call), each answer cut after its
+    first end-of-text token."""
+    eos = tokenizer.eos_token_id
+    device = next(policy.parameters()).device
+    prompt_ids, prompt_mask = left_padded(tokenizer, prompts, device)
+    width = prompt_ids.shape[1]
+    max_new = min(max_completion_length, context_limit(policy) - width)
+    if max_new < 1:
+        raise PPOInputError("A prompt fills the model's whole context window: shorten it.")
+    out = policy.generate(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=max_new,
+        pad_token_id=pad_id(tokenizer),
+        eos_token_id=eos,
+    )
+    rows = [row.tolist() for row in out[:, width:]]
+    return pack(tokenizer, prompts, [row[: row.index(eos) + 1] if eos in row else row for row in rows], device)
+
+
+@torch.no_grad()
+def make_rollout(
+    policy: PreTrainedModel,
+    head: ValueHead,
+    ref_model: PreTrainedModel,
+    answers: Answers,
+    scores: torch.Tensor,
+    cfg: PPOConfig,
+) -> Rollout:
+    """Steps 2-3 on answers and their scores (B,): log-probabilities under the policy and the reference, the
+    critic's values, the per-token rewards, advantages and returns."""
+    width = answers.input_ids.shape[1] - answers.answer_ids.shape[1]
+    logp, values = forward(policy, head, answers.input_ids, answers.attention_mask, width)
+    ref_logp, _ = forward(ref_model, None, answers.input_ids, answers.attention_mask, width)
+    rewards = per_token_rewards(scores.to(logp.device), logp, ref_logp, answers.mask, cfg.beta)
+    advantages, returns = gae(rewards, values, answers.mask, cfg.gamma, cfg.lam)
+    fields = {f.name: getattr(answers, f.name) for f in dataclasses.fields(Answers)}
+    return Rollout(
+        **fields, scores=scores, logp=logp, ref_logp=ref_logp, values=values * answers.mask,
+        advantages=advantages, returns=returns,
+    )  # fmt: skip
+
+
 @torch.no_grad()
 def collect(
     policy: PreTrainedModel,
@@ -308,48 +414,15 @@ def collect(
 ) -> Rollout:
     """Sample cfg.num_generations answers to each prompt from `policy` (temperature 1, no top-k), score them, and
     compute the per-token rewards, advantages and returns (steps 1-3 of the module docstring)."""
-    tokenizer = sft.tokenizer
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     prompts = [p for p in prompts for _ in range(cfg.num_generations)]
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    width = max(len(ids) for ids in encoded)
-    max_new = min(cfg.max_completion_length, context_limit(policy) - width)
-    if max_new < 1:
-        raise PPOInputError("A prompt fills the model's whole context window: shorten it.")
-    device = next(policy.parameters()).device
-    prompt_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=device)
-    prompt_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
-    out = policy.generate(
-        input_ids=prompt_ids,
-        attention_mask=prompt_mask,
-        do_sample=True,
-        temperature=1.0,
-        top_k=0,
-        top_p=1.0,
-        max_new_tokens=max_new,
-        pad_token_id=pad,
-        eos_token_id=eos,
-    )
-    answer_ids = out[:, width:]
-    is_eos = answer_ids == eos
-    after_end = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first end-of-text token
-    answer_ids = answer_ids.masked_fill(after_end, pad)
-    mask = (~after_end).float()
-    completions = [tokenizer.decode(row[row != eos].tolist(), skip_special_tokens=True) for row in answer_ids]
-    true = torch.tensor([true_reward(p, c) for p, c in zip(prompts, completions, strict=True)])
-    scores = score(reward_model, tokenizer, prompts, completions) if reward_model is not None else true.clone()
+    answers = sample(policy, sft.tokenizer, prompts, cfg.max_completion_length)
+    if reward_model is None:
+        scores = answers.true.clone()
+    else:
+        scores = score(reward_model, sft.tokenizer, answers.prompts, answers.completions)
     if not torch.isfinite(scores).all():
         raise DivergedError("The reward became NaN: the reward model has diverged. Lower its learning rate.")
-    input_ids = torch.cat([prompt_ids, answer_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, (~after_end).long()], dim=1)
-    logp, values = forward(policy, head, input_ids, attention_mask, width)
-    ref_logp, _ = forward(sft.model, None, input_ids, attention_mask, width)
-    rewards = per_token_rewards(scores.to(device), logp, ref_logp, mask, cfg.beta)
-    advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
-    return Rollout(
-        prompts, completions, input_ids, attention_mask, answer_ids, mask, scores, true, logp, ref_logp,
-        values * mask, advantages, returns,
-    )  # fmt: skip
+    return make_rollout(policy, head, sft.model, answers, scores, cfg)
 
 
 # -- training -------------------------------------------------------------------------------------------------------
@@ -390,6 +463,15 @@ def ppo_update(
     return dict(zip(names, np.mean(stats, axis=0).tolist(), strict=True))
 
 
+def critic_and_optimizer(policy: PreTrainedModel, cfg: PPOConfig) -> tuple[ValueHead, torch.optim.Optimizer]:
+    """A fresh value head on `policy` and one AdamW for both (the head at head_lr_scale × the learning rate).
+    The head's construction draws from torch's global generator (its values are then zeroed)."""
+    head = ValueHead(policy.config.hidden_size).to(policy.device)
+    head_lr = cfg.learning_rate * cfg.head_lr_scale
+    groups = [{"params": policy.parameters()}, {"params": head.parameters(), "lr": head_lr}]
+    return head, torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=0.0)
+
+
 @dataclass
 class PPORun:
     config: PPOConfig
@@ -418,10 +500,7 @@ def run_ppo(sft: LoadedModel, reward: RewardRun | None, cfg: PPOConfig, job: Job
         generator = torch.Generator().manual_seed(cfg.seed)  # mini-batch order
         # Dropout off (eval mode): before the first update π_new must equal π_old exactly (tiny-sft has none anyway).
         policy = trainable_copy(sft).eval()
-        head = ValueHead(policy.config.hidden_size).to(sft.device)
-        head_lr = cfg.learning_rate * cfg.head_lr_scale
-        groups = [{"params": policy.parameters()}, {"params": head.parameters(), "lr": head_lr}]
-        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=0.0)
+        head, optimizer = critic_and_optimizer(policy, cfg)
         for step in range(cfg.max_steps):
             if job is not None and job.should_stop:
                 break
@@ -501,3 +580,86 @@ def answer_advantages(
         rloo=rloo_advantages(batch.scores - cfg.beta * kl, cfg.num_generations).tolist(),
         grpo=grpo_advantages(batch.scores, cfg.num_generations).tolist(),
     )
+
+
+# -- the card's API -------------------------------------------------------------------------------------------------
+
+
+class PPOTrainer:
+    """The card's `PPOTrainer(config=PPOConfig(...), model=sft_model, tokenizer=tok)` with its `generate(prompts)` and
+    `step(prompts, responses, scores)` (trl's API before 0.12), over the same functions as run_ppo: the caller's
+    loop samples, scores and steps. It trains `model` itself, in place (as trl's did), with a value head of its own
+    (`value_head`); the reference π_ref is `ref_model`, or else a frozen deep copy of `model` taken here.
+
+    From the config it uses beta, learning_rate, head_lr_scale, max_completion_length, ppo_epochs, mini_batches,
+    the clips, vf_coef, gamma, lam and seed; not max_steps, prompts_per_step, num_generations, reward or
+    sample_every: a batch is whatever the caller passes (repeat a prompt to sample several answers to it).
+
+        ppo = PPOTrainer(config=PPOConfig(), model=model, tokenizer=tok)
+        responses = ppo.generate(prompts)                 # one answer per prompt
+        stats = ppo.step(prompts, responses, scores)      # one PPO update: rollout_metrics + ppo_update's stats
+    """
+
+    def __init__(
+        self,
+        config: PPOConfig,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        ref_model: PreTrainedModel | None = None,
+    ):
+        config.check()
+        self.config, self.model, self.tokenizer = config, model, tokenizer
+        self.ref_model = copy.deepcopy(model) if ref_model is None else ref_model
+        self.ref_model.eval().requires_grad_(False)
+        # Dropout off (eval mode), as in run_ppo: before an update π_new must equal π_old exactly.
+        model.eval().requires_grad_(True)
+        with torch.random.fork_rng(devices=[]):  # the server's other sessions share torch's global generator
+            torch.manual_seed(config.seed)
+            self.value_head, self.optimizer = critic_and_optimizer(model, config)
+            self._sampling_state = torch.get_rng_state()  # generate()'s own stream, continued call after call
+        self.generator = torch.Generator().manual_seed(config.seed)  # mini-batch order
+        self._sampled: dict[tuple[str, str], list[int]] = {}  # the last generate()'s tokens, by (prompt, answer)
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        """One answer sampled for each prompt (temperature 1, at most config.max_completion_length tokens), as text
+        without the end-of-text token. Deterministic for a given seed and sequence of calls."""
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._sampling_state)
+            answers = sample(self.model, self.tokenizer, prompts, self.config.max_completion_length)
+            self._sampling_state = torch.get_rng_state()
+        tokens = answers.token_lists()
+        self._sampled = {(p, c): t for p, c, t in zip(prompts, answers.completions, tokens, strict=True)}
+        return answers.completions
+
+    def _answer_tokens(self, prompt: str, response: str) -> list[int]:
+        """The tokens the last generate() sampled for this answer (its end-of-text token too, unless it was cut at
+        the length limit); any other text is tokenized and ended with the end-of-text token."""
+        if (prompt, response) in self._sampled:
+            return self._sampled[prompt, response]
+        return [*self.tokenizer(response, add_special_tokens=False)["input_ids"], self.tokenizer.eos_token_id]
+
+    def step(self, prompts: Sequence[str], responses: Sequence[str], scores: Sequence[float]) -> dict[str, float]:
+        """One PPO update on these answers and their scores (higher is better): per-token rewards with the β·KL
+        charge, GAE with the value head, then config.ppo_epochs × config.mini_batches clipped updates. Returns the
+        batch's rollout_metrics and ppo_update's mean losses and statistics."""
+        prompts, responses = list(prompts), list(responses)
+        if not len(prompts) == len(responses) == len(scores):
+            raise PPOInputError("step() needs one response and one score per prompt.")
+        if len(prompts) < self.config.mini_batches:
+            raise PPOInputError(
+                f"A batch of {len(prompts)} answers cannot fill {self.config.mini_batches} mini-batches."
+            )
+        rewards = torch.tensor([float(s) for s in scores])
+        if not torch.isfinite(rewards).all():
+            raise PPOInputError("Every score must be a finite number.")
+        tokens = [self._answer_tokens(p, r) for p, r in zip(prompts, responses, strict=True)]
+        device = next(self.model.parameters()).device
+        answers = pack(self.tokenizer, prompts, tokens, device)
+        if answers.input_ids.shape[1] > context_limit(self.model):
+            raise PPOInputError("A prompt and its response do not fit in the model's context window: shorten them.")
+        batch = make_rollout(self.model, self.value_head, self.ref_model, answers, rewards, self.config)
+        stats = rollout_metrics(batch)
+        return stats | ppo_update(self.model, self.value_head, self.optimizer, batch, self.config, self.generator)

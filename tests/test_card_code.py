@@ -141,18 +141,24 @@ def test_the_sft_snippet_trains_and_its_loss_falls():
     assert int(steps) == 4 and float(last) < float(first)
 
 
-def test_the_rlhf_snippet_scores_with_the_bundled_reward_model_and_runs_an_rl_step():
+def test_the_rlhf_snippet_scores_with_the_bundled_reward_model_and_trains_with_the_projects_ppo(lessons):
     from llmlab.modeling import load_model
     from llmlab.reward import RewardRunConfig, reward_model_folder
 
     folder = reward_model_folder(load_model("tiny-sft", "cpu"), RewardRunConfig())
+    source = cardcode.runnable_source("rlhf")
     # The snippet names the bundled, unbiased reward model's folder (its name is a hash of how it was trained).
-    assert f'model="{folder.relative_to(cardcode.REPO_ROOT).as_posix()}"' in cardcode.runnable_source("rlhf")
+    assert f'model="{folder.relative_to(cardcode.REPO_ROOT).as_posix()}"' in source
+    # trl has no PPOTrainer: the project's (llmlab/ppo.py), driven by the card's own loop, unchanged.
+    assert "from llmlab.ppo import PPOTrainer, PPOConfig" in source.splitlines()
+    rows = cardcode.diff_rows(lessons["rlhf"].code_example, source)
+    loop = [line for line in lessons["rlhf"].code_example.splitlines() if "ppo.generate" in line or "ppo.step" in line]
+    assert len(loop) == 2 and all(any(r.kind == "same" and r.card == line for r in rows) for line in loop)
     result = cardcode.run_snippet("rlhf", timeout_s=120, steps=2)
     assert result.ok, result.tail()
-    assert "'rewards/rm_scores/mean'" in result.output  # trl called the reward-model scorer during the RL steps
     before, after = re.search(rf"before {FLOAT} -> after {FLOAT}", result.output).groups()
     assert all(abs(float(x)) < 50 for x in (before, after))
+    assert before != after  # the same random draws, other answers: the model was trained in place
 
 
 def test_the_dpo_snippet_trains_against_a_separate_reference_and_the_margins_grow():

@@ -357,3 +357,101 @@ def test_the_default_run_raises_the_reward_model_score_without_costing_correctne
     assert scores[1] > scores[0] + 0.3, scores
     assert correct[1] > correct[0] - 0.02, correct  # the unbiased reward model does not trade correctness away
     assert sum(r["kl_seq"] for r in run.history[-5:]) / 5 < 2  # β holds the policy near the SFT model
+
+
+# -- the card's API: PPOTrainer(config, model, tokenizer), generate, step --------------------------------------------
+
+
+def trainer_for(sft, **settings) -> ppo.PPOTrainer:
+    from llmlab.modeling import trainable_copy
+
+    return ppo.PPOTrainer(config=ppo.PPOConfig(**settings), model=trainable_copy(sft), tokenizer=sft.tokenizer)
+
+
+def test_generate_gives_one_answer_per_prompt_as_text_and_leaves_the_global_generator_alone(sft):
+    from llmlab.rlhf import rl_prompts
+
+    prompts = [*rl_prompts()[:3], rl_prompts()[0]]  # a repeated prompt gets an answer of its own
+    trainer = trainer_for(sft, seed=3)
+    state = torch.get_rng_state()
+    answers = trainer.generate(prompts)
+    assert torch.equal(torch.get_rng_state(), state)  # a private stream: other sessions share the global one
+    assert len(answers) == len(prompts) and all(isinstance(a, str) and a.strip() for a in answers)
+    assert not any(sft.tokenizer.eos_token in a for a in answers)
+    assert trainer_for(sft, seed=3).generate(prompts) == answers  # the same seed, the same answers
+    assert trainer.generate(prompts) != answers  # the stream goes on from call to call
+    assert not trainer.model.training  # sampled with dropout off
+    assert trainer.generate([]) == []
+
+
+def test_a_step_trains_the_model_in_place_and_leaves_the_reference_alone(sft, rm):
+    from llmlab.reward import score
+    from llmlab.rlhf import rl_prompts
+
+    trainer = trainer_for(sft, ppo_epochs=2, mini_batches=2)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    reference = {k: v.clone() for k, v in trainer.ref_model.state_dict().items()}
+    assert trainer.ref_model is not trainer.model and not any(p.requires_grad for p in trainer.ref_model.parameters())
+    prompts = [p for p in rl_prompts()[:4] for _ in range(2)]
+    responses = trainer.generate(prompts)
+    stats = trainer.step(prompts, responses, score(rm.model, sft.tokenizer, prompts, responses).tolist())
+    assert any(not torch.equal(p, q) for p, q in zip(trainer.model.parameters(), before, strict=True))
+    assert all(torch.equal(reference[k], v) for k, v in trainer.ref_model.state_dict().items())
+    assert {"loss", "policy_loss", "value_loss", "clip_fraction", "approx_kl", "reward", "kl_seq"} <= set(stats)
+    assert all(math.isfinite(v) for v in stats.values()), stats
+    assert 0 <= stats["clip_fraction"] <= 1 and stats["approx_kl"] >= 0
+    assert stats["kl_seq"] == pytest.approx(0.0, abs=1e-5)  # sampled before the update: π = π_ref
+    with pytest.raises(ppo.PPOInputError, match="one response and one score"):
+        trainer.step(prompts, responses[:-1], [0.0] * len(prompts))
+    with pytest.raises(ppo.PPOInputError, match="finite"):
+        trainer.step(prompts, responses, [float("nan")] * len(prompts))
+    with pytest.raises(ppo.PPOInputError, match="mini-batches"):
+        trainer.step(prompts[:1], responses[:1], [1.0])
+
+
+@pytest.mark.parametrize("beta, steps", [(1.0, 1), (0.1, 3)])
+def test_steps_with_a_high_score_for_one_answer_raise_its_probability(sft, beta, steps):
+    """Two questions' answers, a high score for the first. The answers are fixed text, not fresh samples: once
+    they have moved, the KL charge −β·(log π − log π_ref) on their tokens pulls them back, and at β = 1 it
+    undoes a step's move within a few steps (PPO's brake working); at β = 0.1 the favoured answer keeps rising."""
+    from llmlab.nexttoken import sequence_logps
+    from llmlab.rlhf import rl_prompts
+
+    tok = sft.tokenizer
+    trainer = trainer_for(sft, beta=beta, mini_batches=1)
+    prompts = rl_prompts()[:2]  # the capital of France; the language spoken in France
+    responses = [" The capital of France is Paris.", " People in France speak French."]
+    prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    answer_ids = [[*tok(r, add_special_tokens=False)["input_ids"], tok.eos_token_id] for r in responses]
+
+    def logps() -> list[float]:
+        with torch.no_grad():
+            return sequence_logps(trainer.model, prompt_ids, answer_ids, tok.pad_token_id).tolist()
+
+    start = logps()
+    for _ in range(steps):
+        trainer.step(prompts, responses, [2.0, -2.0])  # text it did not sample: tokenized, ended with end-of-text
+    favoured, other = logps()
+    assert favoured > start[0] + 1.0, (start, favoured)
+    assert other < start[1], (start, other)
+
+
+def test_the_card_api_runs_the_same_ppo_as_run_ppo(sft, rm):
+    """Fed run_ppo's batches and its reward-model scores, PPOTrainer reproduces run_ppo's history exactly."""
+    import random
+
+    from llmlab.modeling import trainable_copy
+    from llmlab.reward import score
+    from llmlab.rlhf import rl_prompts
+
+    cfg = ppo.PPOConfig(**SMALL)
+    prompts = rl_prompts()[: cfg.prompts_per_step]  # one batch's worth: every step draws them all, shuffled
+    run = ppo.run_ppo(sft, rm, cfg, prompts=prompts)
+    trainer = ppo.PPOTrainer(config=cfg, model=trainable_copy(sft), tokenizer=sft.tokenizer, ref_model=sft.model)
+    order = random.Random(cfg.seed)  # run_ppo's prompt order
+    for row in run.history:
+        batch = [p for p in order.sample(prompts, len(prompts)) for _ in range(cfg.num_generations)]
+        responses = trainer.generate(batch)
+        stats = trainer.step(batch, responses, score(rm.model, sft.tokenizer, batch, responses).tolist())
+        assert stats == {k: row[k] for k in stats}
+    assert all(torch.equal(p, q) for p, q in zip(trainer.model.parameters(), run.policy.parameters(), strict=True))
