@@ -48,7 +48,8 @@ from llmlab.trainargs import demo_trainer_args
 
 Pair = Mapping[str, Any]  # {"prompt", "chosen", "rejected"}: strings, or chat messages as trl accepts them
 
-BETA_CHOICES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)  # the page's log slider
+# the page's log slider, up to β = 10, where DPO barely moves the policy (card Q4)
+BETA_CHOICES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0, 5.0, 10.0)
 SWEEP_BETAS = (0.01, 0.05, 0.1, 0.5, 1.0)  # the β sweep's default five
 LOSS_BETAS = tuple(float(f"{10 ** (k / 10):.3g}") for k in range(-20, 11))  # the loss chart's slider: 0.01 … 10
 LOG_KEYS = (  # trl's per-step metrics the live charts draw

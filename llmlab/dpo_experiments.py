@@ -261,6 +261,8 @@ class SweepPoint:
     logp_chosen_end: float
     train_s: float
     wall_s: float  # training + evaluation of this β
+    length: float = 0.0  # mean length of the policy's sampled answers, tokens
+    reference_length: float = 0.0  # ... and of the start model's
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -306,6 +308,8 @@ def sweep_work(
                 kl=report.kl,
                 reward=report.reward_after,
                 reference_reward=report.reward_before,
+                length=report.length[1],
+                reference_length=report.length[0],
                 final_loss=run.metrics[-1]["loss"],
                 logp_chosen_start=run.metrics[0]["logps/chosen"],
                 logp_chosen_end=run.metrics[-1]["logps/chosen"],
@@ -329,6 +333,7 @@ def sweep_rows(points: Sequence[SweepPoint]) -> list[dict[str, Any]]:
             "held-out accuracy": f"{p.heldout_accuracy:.0%}",
             "KL (nats)": round(p.kl, 3),
             "right answers": "" if p.reward is None else f"{p.reward:.0%}",
+            "answer length (tokens)": round(p.length, 1),
             "log π(chosen) start → end": f"{p.logp_chosen_start:.1f} → {p.logp_chosen_end:.1f}",
             "train s": round(p.train_s, 1),
         }

@@ -81,6 +81,7 @@ class DriftReport:
     kl: float  # mean Σ_t KL(π‖π_ref) over sampled answers, nats per answer
     reward: float | None  # mean true reward of the sampled answers (None without a reward function)
     samples: list[tuple[str, str]]  # (prompt, answer) for a few of them
+    length: float = 0.0  # mean answer length, tokens (the end-of-text token not counted)
 
 
 SAMPLES_PER_PROMPT = 4  # answers sampled per question: correctness from 1 sample each varied ±4 points
@@ -116,7 +117,10 @@ def drift_from_reference(
     reward = None
     if reward_fn is not None:
         reward = sum(reward_fn(q, t) for q, t in zip(questions, texts, strict=True)) / len(texts)
-    return DriftReport(kl=float(kl.mean()), reward=reward, samples=list(zip(questions, texts, strict=True))[:8])
+    eos = tokenizer.eos_token_id
+    length = sum(len(a) - (1 if a and a[-1] == eos else 0) for a in answers) / max(1, len(answers))
+    samples = list(zip(questions, texts, strict=True))[:8]
+    return DriftReport(kl=float(kl.mean()), reward=reward, samples=samples, length=length)
 
 
 def greedy_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]) -> list[str]:
@@ -149,6 +153,7 @@ class SplitReport:
     reward_after: float | None  # ... and from the policy
     logp_chosen: tuple[float, float] = (0.0, 0.0)  # mean log π(chosen) of the pairs, (reference, policy), nats
     logp_rejected: tuple[float, float] = (0.0, 0.0)  # mean log π(rejected), (reference, policy)
+    length: tuple[float, float] = (0.0, 0.0)  # mean length of the sampled answers, tokens (reference, policy)
 
 
 def compare_on(
@@ -167,17 +172,16 @@ def compare_on(
     prompts = list(asked) if asked is not None else unique_prompts(pairs)
     scores = score_pairs(policy, reference, tokenizer, pairs)
     drift = drift_from_reference(policy, reference, tokenizer, prompts, reward_fn, seed)
-    reward_before = None
-    if reward_fn is not None:
-        reward_before = drift_from_reference(reference, reference, tokenizer, prompts, reward_fn, seed).reward
+    before = drift_from_reference(reference, reference, tokenizer, prompts, reward_fn, seed)
     n = len(scores)
     return SplitReport(
         name=name,
         accuracy_before=0.5,  # heldout_accuracy of the reference against itself: every margin is 0
         accuracy_after=heldout_accuracy(scores),
         kl=drift.kl,
-        reward_before=reward_before,
+        reward_before=before.reward,
         reward_after=drift.reward,
         logp_chosen=(sum(s.reference_chosen for s in scores) / n, sum(s.policy_chosen for s in scores) / n),
         logp_rejected=(sum(s.reference_rejected for s in scores) / n, sum(s.policy_rejected for s in scores) / n),
+        length=(before.length, drift.length),
     )

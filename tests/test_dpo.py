@@ -205,7 +205,24 @@ def test_longer_preference_counts_which_answer_the_implicit_reward_favours():
 
 
 def sweep_point(beta: float = 0.1, kl: float = 1.2, reward: float | None = 0.8, train_s: float = 3.0):
-    return dpo_experiments.SweepPoint(beta, 10, 5e-4, 0, 0.6, 0.5, kl, reward, 0.75, 0.6, -20.0, -22.0, train_s, 4.0)
+    return dpo_experiments.SweepPoint(
+        beta,
+        10,
+        5e-4,
+        0,
+        0.6,
+        0.5,
+        kl,
+        reward,
+        0.75,
+        0.6,
+        -20.0,
+        -22.0,
+        train_s,
+        4.0,
+        length=7.06,
+        reference_length=6.1,
+    )
 
 
 def test_sweep_csv_has_one_row_per_point():
@@ -223,6 +240,7 @@ def test_sweep_rows_format_each_point_for_reading():
         "held-out accuracy": "60%",
         "KL (nats)": 1.235,
         "right answers": "80%",
+        "answer length (tokens)": 7.1,
         "log π(chosen) start → end": "-20.0 → -22.0",
         "train s": 3.0,
     }

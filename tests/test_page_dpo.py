@@ -202,6 +202,13 @@ def test_sweep_plots_accuracy_and_kl_per_beta_and_exports_csv(session):
     kept = table(at, "KL (nats)")
     assert kept["β"].tolist() == [0.1] and kept["steps"].tolist() == [20]
     assert kept["KL (nats)"].tolist() == [round(array(kl["y"])[0], 3)]
+    right, length = chart(at, "dpo_sweep_right")["data"], chart(at, "dpo_sweep_length")["data"]
+    assert [t["name"] for t in right] == ["start model", "after DPO"] == [t["name"] for t in length]
+    assert f"{array(right[1]['y'])[0]:.0%}" == kept["right answers"].tolist()[0]  # sampled, beside the ranking
+    assert round(array(length[1]["y"])[0], 1) == kept["answer length (tokens)"].tolist()[0]
+    assert (
+        10.0 in at.multiselect(key="dpo_sweep_betas").options or "10" in at.multiselect(key="dpo_sweep_betas").options
+    )
     assert any(b.proto.label == "Download as CSV" for b in at.get("download_button"))
     frontier = chart(at, "dpo_frontier_chart")["data"]  # the DPO vs RLHF tab now has this policy
     dpo_trace = next(t for t in frontier if t["name"] == "DPO")
