@@ -92,6 +92,14 @@ def draw(loaded: LoadedModel) -> None:
     # β moves the optimum in the browser, while the slider is dragged (ui/instant.py: the same formulas).
     instant_demo("rl_sweep_live", "kl_sweep", form, ["beta"], sweep_payload(cands, curve))
     st.caption(f"✓ = correct answer. {rlhf.frontier_summary(curve)}")
+    if s.question == SweepSettings().question and s.reward == RM_BIASED:
+        st.caption(
+            "How this is set up: the sweep opens on “Where is Mexico?” with the biased reward model because that "
+            "shows hacking: tiny-sft answers it right, while the biased reward model scores padded and wrong "
+            "answers higher. On other questions, or with the unbiased reward model, small β may change little: "
+            "try them. The padded rewrites are template answers the model did not write; the Online RL tab shows "
+            "what a policy writes itself."
+        )
     with st.expander("Show the code"):
         st.code(CODE, language="python")
 
