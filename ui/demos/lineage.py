@@ -62,7 +62,7 @@ def draw(device: str) -> None:
         column.code(view.answers[name] or "(nothing: it ended at once)", language=None, wrap_lines=True)
     st.caption(
         "Greedy answers (the most likely token each time) to the same input text, the question in the chat "
-        f"format: {md_escape(view.input_text)} ✓/✗: checked against the facts (capitals, languages, "
+        f"format: {md_escape(view.input_text)}. ✓/✗: checked against the facts (capitals, languages, "
         "continents); other questions are not checked."
     )
     t = st.select_slider(
