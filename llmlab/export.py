@@ -67,6 +67,16 @@ _SFT_TRAIN = """    loaded = load_model(START_MODEL, device)
     print(f"held-out accuracy {run.before.accuracy:.0%} -> {run.after.accuracy:.0%} after {run.steps} steps")
     return model, loaded.tokenizer"""  # the SFT and LoRA recipes' shared body, after each one's docstring
 
+
+def _rl_train(run: str) -> str:
+    """The online-RL recipes' shared body (after each one's docstring): `run` is run_rl (trl) or run_ppo."""
+    return f"""    sft = load_model(START_MODEL, device)
+    reward_config = reward_settings()
+    reward = load_or_train_reward_model(sft, reward_config) if reward_config is not None else None
+    run = {run}(sft, reward, config, job=make_job())
+    return run.policy, sft.tokenizer"""
+
+
 RECIPES: dict[str, Recipe] = {
     "pretraining": Recipe(
         title="pre-training from random weights (next-token prediction on the generated corpus)",
@@ -135,11 +145,8 @@ RECIPES: dict[str, Recipe] = {
         ),
         train='''    """RL of a copy of the start model. The reward model (unless the reward is correctness) is the one the app
     used: the bundled one for these settings, or the one in the disk cache, else trained once with them."""
-    sft = load_model(START_MODEL, device)
-    reward_config = reward_settings()
-    reward = load_or_train_reward_model(sft, reward_config) if reward_config is not None else None
-    run = run_rl(sft, reward, config, job=make_job())
-    return run.policy, sft.tokenizer''',
+'''
+        + _rl_train("run_rl"),
     ),
     "dpo": Recipe(
         title="DPO (trl's DPOTrainer) on preference pairs, a frozen copy of the start model as the reference",
@@ -178,11 +185,8 @@ RL_PPO = Recipe(
     ),
     train='''    """PPO of a copy of the start model. The reward model (unless the reward is correctness) is the one the app
     used: the bundled one for these settings, or the one in the disk cache, else trained once with them."""
-    sft = load_model(START_MODEL, device)
-    reward_config = reward_settings()
-    reward = load_or_train_reward_model(sft, reward_config) if reward_config is not None else None
-    run = run_ppo(sft, reward, config, job=make_job())
-    return run.policy, sft.tokenizer''',
+'''
+    + _rl_train("run_ppo"),
 )
 
 

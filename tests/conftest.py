@@ -40,6 +40,19 @@ def tiny_base():
 _session_ids = itertools.count()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, one per test module (the browser tests skip themselves without it)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_server import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(autouse=True)
 def session(monkeypatch):
     """Every test's AppTests get a session id of their own: AppTest otherwise gives every instance the same

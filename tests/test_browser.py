@@ -7,7 +7,7 @@ Screenshots of every page land in test-output/screenshots/. Skipped where Chromi
 
 import pytest
 
-from tests.browser_server import CHROMIUM, CHROMIUM_ARGS, ROOT, browser_available, streamlit_server, wait_for_app
+from tests.browser_server import ROOT, browser_available, streamlit_server, wait_for_app
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,16 +23,6 @@ PAGES = {"": "LLM Training Lab", "Pretraining": "Pre-training", "SFT": "Supervis
 def server():
     with streamlit_server() as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

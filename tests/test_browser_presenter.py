@@ -11,7 +11,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from tests.browser_server import CHROMIUM, CHROMIUM_ARGS, ROOT, browser_available, streamlit_server, wait_for_app
+from tests.browser_server import ROOT, browser_available, streamlit_server, wait_for_app
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,16 +31,6 @@ DEMOS = [
     ("DPO", '.instant input[aria-label="β (drag: the orange curves follow)"]', ".instant svg.chart"),
 ]
 CHART_SHOWN_PX = 150  # at least its title and first rows
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

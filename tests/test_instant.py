@@ -14,23 +14,13 @@ import pytest
 import torch
 
 from llmlab import dpo, nexttoken, rlhf
-from tests.browser_server import CHROMIUM, CHROMIUM_ARGS, browser_available, streamlit_server, wait_for_app
+from tests.browser_server import browser_available, streamlit_server, wait_for_app
 from ui.instant import ASSETS
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not browser_available(), reason="needs /usr/bin/chromium and the playwright package"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
