@@ -36,7 +36,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import RewardConfig, RewardTrainer
 
 from llmlab.jobs import Job, JobCallback
-from llmlab.modeling import CACHE_DIR, MODELS_DIR, LoadedModel
+from llmlab.modeling import CACHE_DIR, LOAD_LOCK, MODELS_DIR, LoadedModel
 from llmlab.nexttoken import context_limit
 from llmlab.preferences import preference_pairs, preferences_version
 from llmlab.trainargs import demo_trainer_args
@@ -116,9 +116,10 @@ def reward_config(cfg: RewardRunConfig, output_dir: str, device: str = "cpu") ->
 
 def reward_model_from(loaded: LoadedModel) -> PreTrainedModel:
     """A fresh, trainable reward model: the language model's body with a new one-number score head."""
-    model = AutoModelForSequenceClassification.from_pretrained(
-        loaded.source, num_labels=1, trust_remote_code=False, local_files_only=True, dtype=torch.float32
-    )
+    with LOAD_LOCK:  # from_pretrained is not thread-safe (llmlab/modeling.py)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            loaded.source, num_labels=1, trust_remote_code=False, local_files_only=True, dtype=torch.float32
+        )
     model.config.pad_token_id = loaded.tokenizer.pad_token_id  # the score is read at the last non-pad token
     return model.to(loaded.device)
 
@@ -388,9 +389,10 @@ def reward_model_key(loaded: LoadedModel, cfg: RewardRunConfig) -> str:
 
 def _load_saved(folder: Path, loaded: LoadedModel, cfg: RewardRunConfig) -> RewardRun:
     start = time.perf_counter()
-    model = AutoModelForSequenceClassification.from_pretrained(
-        folder, trust_remote_code=False, local_files_only=True, dtype=torch.float32
-    )
+    with LOAD_LOCK:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, trust_remote_code=False, local_files_only=True, dtype=torch.float32
+        )
     model.to(loaded.device).eval().requires_grad_(False)
     return _scored_run(model, loaded, cfg, time.perf_counter() - start)
 

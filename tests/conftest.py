@@ -40,6 +40,15 @@ def tiny_base():
 _session_ids = itertools.count()
 
 
+def locked(load, *args, **kwargs):
+    """A from_pretrained under the project's load lock: it is not thread-safe, and an AppTest's warm-up thread may be
+    loading in this process (llmlab.modeling.LOAD_LOCK)."""
+    from llmlab.modeling import LOAD_LOCK
+
+    with LOAD_LOCK:
+        return load(*args, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium through Playwright, one per test module (the browser tests skip themselves without it)."""

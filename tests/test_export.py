@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from llmlab import export
+from tests.conftest import locked
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "<|user|>What is the capital of France?<|assistant|>"
@@ -103,7 +104,7 @@ def test_sft_zip_loads_and_its_reproduce_script_trains_the_same_model(tiny_base,
     assert folder.name == export.export_name("sft", config, "tiny-base", metrics)
     card = check_folder(folder, "sft", config, "tiny-base")
     assert "held-out accuracy" in card and "2 (the whole run)" in card
-    loaded = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    loaded = locked(AutoModelForCausalLM.from_pretrained, folder, trust_remote_code=False, local_files_only=True)
     assert torch.allclose(logits(loaded, tiny_base.tokenizer), logits(model, tiny_base.tokenizer), atol=1e-6)
 
     out = tmp_path / "again"
@@ -113,7 +114,7 @@ def test_sft_zip_loads_and_its_reproduce_script_trains_the_same_model(tiny_base,
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    again = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=False, local_files_only=True)
+    again = locked(AutoModelForCausalLM.from_pretrained, out, trust_remote_code=False, local_files_only=True)
     assert same_config(again.config.to_dict(), loaded.config.to_dict())
     if torch.get_num_threads() == 1:  # the same thread count trains the same weights (float sums in one order)
         assert torch.allclose(logits(again, tiny_base.tokenizer), logits(loaded, tiny_base.tokenizer), atol=1e-5)
@@ -140,7 +141,7 @@ def test_a_stopped_pretraining_run_exports_and_its_script_stops_at_the_same_step
     folder = unzip(export.export_zip("pretraining", model, tiny_base.tokenizer, config, "tiny-base", metrics), tmp_path)
     card = check_folder(folder, "pretraining", config, "tiny-base")
     assert "2 of 4 (stopped by hand)" in card
-    loaded = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    loaded = locked(AutoModelForCausalLM.from_pretrained, folder, trust_remote_code=False, local_files_only=True)
     assert torch.allclose(logits(loaded, tiny_base.tokenizer), logits(model, tiny_base.tokenizer), atol=1e-6)
 
     script = load_script(folder)
@@ -167,8 +168,8 @@ def test_lora_exports_an_adapter_for_the_bundled_base(tiny_base, tmp_path):
     assert "PeftModel.from_pretrained" in card and "models/tiny-base" in card
     adapter = json.loads((folder / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == "models/tiny-base" and adapter["r"] == 2
-    base = AutoModelForCausalLM.from_pretrained(ROOT / "models" / "tiny-base", local_files_only=True)
-    loaded = PeftModel.from_pretrained(base, folder)
+    base = locked(AutoModelForCausalLM.from_pretrained, ROOT / "models" / "tiny-base", local_files_only=True)
+    loaded = locked(PeftModel.from_pretrained, base, folder)
     lora = logits(model, tiny_base.tokenizer)
     assert not torch.allclose(lora, logits(tiny_base.model, tiny_base.tokenizer), atol=1e-4)  # the adapter matters
     assert torch.allclose(logits(loaded, tiny_base.tokenizer), lora, atol=1e-6)
@@ -195,7 +196,9 @@ def test_a_stopped_reward_model_exports_scores_alike_and_its_script_stops_at_the
     folder = unzip(export.export_zip("reward", run.model, run.tokenizer, config, "tiny-sft", metrics), tmp_path)
     card = check_folder(folder, "reward", config, "tiny-sft")
     assert "AutoModelForSequenceClassification" in card and "2 of 3 (stopped by hand)" in card
-    loaded = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    loaded = locked(
+        AutoModelForSequenceClassification.from_pretrained, folder, trust_remote_code=False, local_files_only=True
+    )
     prompts = [QUESTION, QUESTION, "<|user|>What is 3 + 4?<|assistant|>"]
     answers = ["The capital of France is Paris.", "The capital of France is Rome.", "3 + 4 = 7."]
     expected = score(run.model, run.tokenizer, prompts, answers)
@@ -218,7 +221,7 @@ def test_rl_exports_the_policy_and_its_script_names_the_reward(tiny_sft, tmp_pat
     folder = unzip(export.export_zip("rl", run.policy, tiny_sft.tokenizer, config, "tiny-sft", {"steps": 2}), tmp_path)
     card = check_folder(folder, "rl", config, "tiny-sft")
     assert "no reward model" in card and load_script(folder).reward_settings() is None
-    loaded = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    loaded = locked(AutoModelForCausalLM.from_pretrained, folder, trust_remote_code=False, local_files_only=True)
     assert torch.allclose(logits(loaded, tiny_sft.tokenizer), logits(run.policy, tiny_sft.tokenizer), atol=1e-6)
 
     # Against a reward model, the script rebuilds that model's settings too (and export refuses to guess them).
@@ -245,7 +248,7 @@ def test_a_ppo_run_is_an_rl_export_whose_script_calls_run_ppo(tiny_sft, tmp_path
     folder = unzip(data, tmp_path)
     card = check_folder(folder, "rl", config, "tiny-sft")
     assert "llmlab.ppo.run_ppo" in card and "run_ppo(sft, reward, config" in (folder / "reproduce.py").read_text()
-    loaded = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    loaded = locked(AutoModelForCausalLM.from_pretrained, folder, trust_remote_code=False, local_files_only=True)
     assert torch.allclose(logits(loaded, tiny_sft.tokenizer), logits(run.policy, tiny_sft.tokenizer), atol=1e-6)
     script = load_script(folder)
     again, _ = script.train(script.settings())
@@ -263,7 +266,7 @@ def test_dpo_exports_the_policy(tiny_sft, tmp_path):
     data = export.export_zip("dpo", run.policy, tiny_sft.tokenizer, config, "tiny-sft", {"steps": run.steps_done})
     folder = unzip(data, tmp_path)
     check_folder(folder, "dpo", config, "tiny-sft")
-    loaded = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    loaded = locked(AutoModelForCausalLM.from_pretrained, folder, trust_remote_code=False, local_files_only=True)
     assert torch.allclose(logits(loaded, tiny_sft.tokenizer), logits(run.policy, tiny_sft.tokenizer), atol=1e-6)
 
 
@@ -295,7 +298,7 @@ def test_export_leaves_the_live_model_as_it_was_and_drops_remote_code(tiny_base,
     folder = unzip(data, tmp_path)
     saved = json.loads((folder / "config.json").read_text())
     assert "auto_map" not in saved and saved["architectures"] == ["GPT2LMHeadModel"]
-    loaded = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    loaded = locked(AutoModelForCausalLM.from_pretrained, folder, trust_remote_code=False, local_files_only=True)
     assert torch.allclose(logits(loaded, tiny_base.tokenizer), logits(model, tiny_base.tokenizer), atol=1e-6)
 
 

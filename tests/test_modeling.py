@@ -8,6 +8,7 @@ import torch
 
 from llmlab import modeling, nexttoken
 from llmlab.modeling import MODELS_DIR, ModelLoadError, bundled_models, load_model, trainable_copy
+from tests.conftest import locked
 
 
 def test_tiny_base_says_paris_with_p_at_least_half(tiny_base):
@@ -28,7 +29,7 @@ def test_transformers_loads_the_bundled_folder_directly_offline(monkeypatch):
     from transformers import AutoModelForCausalLM
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model = AutoModelForCausalLM.from_pretrained(MODELS_DIR / "tiny-base")
+    model = locked(AutoModelForCausalLM.from_pretrained, MODELS_DIR / "tiny-base")
     assert model.config.model_type == "gpt2"
 
 
@@ -92,3 +93,34 @@ def test_smollm2_is_offered_converted_once_and_knows_paris():
     probs = torch.softmax(nexttoken.next_token_logits(loaded.model, ids).float(), -1)
     top = nexttoken.top_tokens(probs, loaded.tokenizer, 1)[0]
     assert top.text == " Paris"
+
+
+def test_models_load_in_several_threads_at_once():
+    """transformers' from_pretrained is not thread-safe (parameters left on "meta", or freshly initialised); the
+    loader serialises it, so sessions loading different models at once each get the real weights."""
+    import threading
+
+    from llmlab.modeling import bundled_models, load_model
+
+    names = [n for n in ("tiny-base", "tiny-sft", "tiny-rlhf", "tiny-dpo") if n in bundled_models()] * 2
+    loaded, errors = {}, []
+
+    def load(i: int, name: str) -> None:
+        try:
+            loaded[i] = load_model(name, "cpu")
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=load, args=(i, n)) for i, n in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i, name in enumerate(names):
+        twin = loaded[(i + len(names) // 2) % len(names)]
+        assert twin.name == name
+        assert all(
+            torch.equal(a, b) for a, b in zip(loaded[i].model.parameters(), twin.model.parameters(), strict=True)
+        )
+        assert all(p.device.type == "cpu" for p in loaded[i].model.parameters())
