@@ -25,10 +25,11 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import Row, p50_ms, print_table  # noqa: E402
-from llmlab import ppo, preferences, reward, rlhf  # noqa: E402
+from llmlab import preferences, reward, rlhf  # noqa: E402
 from llmlab.jobs import Job  # noqa: E402
 from llmlab.modeling import bundled_models, load_model  # noqa: E402
 from ui.demos.rlhf.kl_sweep import sweep_payload  # noqa: E402
+from ui.demos.rlhf.online_rl import OnlineSettings  # noqa: E402
 
 POLICY = "tiny-sft" if "tiny-sft" in bundled_models() else "tiny-base"
 
@@ -74,8 +75,8 @@ def run() -> list[Row]:
     )
 
     biased = reward.train_reward_model(sft, reward.RewardRunConfig(biased=True))
-    defaults = ppo.PPOConfig()  # the Online RL tab's defaults: PPO at β = 1, beside β = 0
-    configs = [defaults, ppo.PPOConfig(beta=0.0)]
+    configs = OnlineSettings().configs()  # the Online RL tab's defaults: PPO at β = 1, beside β = 0
+    defaults = configs[0]
     job = Job("bench-rl", rlhf.kl_comparison_work(sft, biased, configs))
     start = time.perf_counter()
     job.start().join()

@@ -74,7 +74,7 @@ DEFAULTS = {
         "rl_online_compare": [0.0],
         "rl_online_algorithm": "PPO",
         "rl_online_kl": RL.beta,
-        "rl_online_steps": RL.max_steps,
+        "rl_online_steps": 25,
         "rl_online_lr": RL.learning_rate,
         "rl_algos_reward": RM_UNBIASED,
         "rl_algos_beta": COMPARISON.beta,

@@ -67,7 +67,10 @@ class OnlineSettings:
         "GRPO (no critic: the other answers to the question are the baseline). Tab 4 runs all three side by side.",
     )  # fmt: skip
     kl: float = option("KL coefficient β", choices=RL_BETAS, core=(PPOConfig, "beta"))
-    steps: int = option("Steps", lo=5, hi=200, step=5, core=(PPOConfig, "max_steps"))
+    # 25, not PPOConfig's 45: β = 1 beside β = 0 then takes ~24-27 s on 2 cores, and β = 0 still hacks the biased
+    # reward model (measured on the held-out questions, seeds 0 and 1: 38-39% right against 81-84%, answers 11-14
+    # tokens against 6.5; at 45 steps 0-6% right, 23-24 tokens).
+    steps: int = option("Steps", 25, lo=5, hi=200, step=5, core=(PPOConfig, "max_steps"))
     lr: float = option("Learning rate", choices=LEARNING_RATES, advanced=True, core=(PPOConfig, "learning_rate"))
 
     def configs(self) -> list[PPOConfig | RLRunConfig]:
@@ -184,7 +187,8 @@ def draw_held_out(reports: list[rlhf.HeldOutAnswers], running: bool) -> None:
         "seeds; the reward model the runs trained against scores them and the facts decide correctness. With the "
         "biased reward model (trained on labels where the longer answer wins, right or wrong), the unleashed "
         "policy (β = 0) finds what that model pays for: measured on the bundled models, its score rises while "
-        "fewer answers are right and answers run to the length limit."
+        "fewer answers are right and answers get longer (at the default 25 steps about twice as long; at 45, to "
+        "the length limit)."
     )
     names = [r.name for r in reports]
     score = plots.grouped_bars(names, {"reward-model score": [r.score for r in reports]},
