@@ -118,21 +118,12 @@ def algorithm_of(row: dict) -> str:
 def summary_rows(history: Sequence[dict], runs: Sequence[AlgorithmRun] = ()) -> list[dict]:
     """One row per algorithm: its end state (mean of the last 5 steps) and wall time."""
     seconds = {r.algorithm: r.seconds for r in runs}
-    rows = []
-    for name in dict.fromkeys(algorithm_of(h) for h in history):
-        steps = [h for h in history if algorithm_of(h) == name]
-        end = rlhf.final_metrics(steps)
-        rows.append(
-            {
-                "algorithm": name,
-                "steps": len(steps),
-                "reward (last 5 steps)": round(end["rewards/judge/mean"], 3),
-                "correct": f"{end['true_reward']:.0%}",
-                "KL (nats/answer)": round(end["kl_seq"], 3),
-                "wall time (s)": round(seconds[name], 1) if name in seconds else None,
-            }
-        )
-    return rows
+    return [
+        {"algorithm": name}
+        | rlhf.end_state_row([h for h in history if algorithm_of(h) == name])
+        | {"wall time (s)": round(seconds[name], 1) if name in seconds else None}
+        for name in dict.fromkeys(algorithm_of(h) for h in history)
+    ]
 
 
 def trajectory(history: Sequence[dict], name: str, window: int = 5) -> tuple[list[float], list[float]]:

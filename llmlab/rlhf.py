@@ -358,7 +358,7 @@ class RLRunConfig:
             raise RLInputError(f"algorithm must be one of {ALGORITHMS}.")
 
 
-def rloo_config(cfg: RLRunConfig, output_dir: str, device: str = "cpu") -> RLOOConfig | GRPOConfig:
+def trainer_config(cfg: RLRunConfig, output_dir: str, device: str = "cpu") -> RLOOConfig | GRPOConfig:
     """trl's config (RLOOConfig, or GRPOConfig when cfg.algorithm is GRPO): batch size counts completions, and
     one generation batch feeds one optimizer step. GRPO keeps trl's default loss ("dapo": token losses averaged
     over the batch's tokens) and its per-group reward scaling."""
@@ -469,7 +469,7 @@ def run_rl(sft: LoadedModel, reward: RewardRun | None, cfg: RLRunConfig, job: Jo
         trainer = (GRPOTrainer if cfg.algorithm == "GRPO" else RLOOTrainer)(
             model=policy,
             reward_funcs=judge,
-            args=rloo_config(cfg, out, sft.device),
+            args=trainer_config(cfg, out, sft.device),
             train_dataset=dataset,
             processing_class=copy.deepcopy(sft.tokenizer),  # trl sets padding on it; keep the shared one as is
             callbacks=callbacks,
@@ -550,22 +550,27 @@ def run_betas(history: Sequence[dict]) -> list[float]:
     return list(dict.fromkeys(h["beta"] for h in history))
 
 
+def end_state_row(run: Sequence[dict]) -> dict:
+    """A run's steps and end state (`final_metrics`: reward, correctness, KL) as table columns."""
+    end = final_metrics(run)
+    return {
+        "steps": int(max(h["step"] for h in run)),
+        "reward (last 5 steps)": round(end["rewards/judge/mean"], 3),
+        "correct": f"{end['true_reward']:.0%}",
+        "KL (nats/answer)": round(end["kl_seq"], 3),
+    }
+
+
 def side_by_side(history: Sequence[dict]) -> list[dict]:
-    """The KL comparison as a table: one row per run (β), its end state (`final_metrics`) and its steps."""
+    """The KL comparison as a table: one row per run (β), its steps, end state, answer length and padding."""
     rows = []
     for beta in run_betas(history):
         run = [h for h in history if h["beta"] == beta]
         end = final_metrics(run)
         rows.append(
-            {
-                "β": f"{beta:g}",
-                "steps": int(max(h["step"] for h in run)),
-                "reward (last 5 steps)": round(end["rewards/judge/mean"], 3),
-                "correct": f"{end['true_reward']:.0%}",
-                "KL (nats/answer)": round(end["kl_seq"], 3),
-                "length (tokens)": round(end["completions/mean_length"], 1),
-                "polite phrases": round(end["padding"], 2),
-            }
+            {"β": f"{beta:g}"}
+            | end_state_row(run)
+            | {"length (tokens)": round(end["completions/mean_length"], 1), "polite phrases": round(end["padding"], 2)}
         )
     return rows
 

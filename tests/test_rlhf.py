@@ -379,9 +379,9 @@ def test_kl_zero_drifts_further_than_a_large_kl_coefficient(sft):
 def test_grpo_runs_through_the_same_judge_with_trls_grpo_config(sft):
     cfg = rlhf.RLRunConfig(algorithm="GRPO", beta=0.5, max_steps=2, prompts_per_step=2, num_generations=4)
     cfg = dataclasses.replace(cfg, reward="correctness")
-    config = rlhf.rloo_config(cfg, "/tmp/unused")
+    config = rlhf.trainer_config(cfg, "/tmp/unused")
     assert type(config).__name__ == "GRPOConfig" and config.beta == 0.5 and config.num_generations == 4
-    assert type(rlhf.rloo_config(rlhf.RLRunConfig(), "/tmp/unused")).__name__ == "RLOOConfig"
+    assert type(rlhf.trainer_config(rlhf.RLRunConfig(), "/tmp/unused")).__name__ == "RLOOConfig"
     run = rlhf.run_rl(sft, None, cfg)
     assert [h["step"] for h in run.history] == [1, 2]
     assert all(math.isfinite(h["kl_seq"]) and 0 <= h["true_reward"] <= 1 for h in run.history)

@@ -118,7 +118,7 @@ def draw(loaded: LoadedModel) -> None:
         idle_message=f"Press Start RL to train a copy of {sft.name} with {settings.algorithm} at β = {betas} (one "
         "run after another, same seed).",
     )
-    show_code(*((run_ppo,) if settings.algorithm == "PPO" else (rlhf.rloo_config, rlhf.run_rl)))
+    show_code(*((run_ppo,) if settings.algorithm == "PPO" else (rlhf.trainer_config, rlhf.run_rl)))
 
 
 def draw_rl_run(job: Job) -> None:
