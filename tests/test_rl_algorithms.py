@@ -86,3 +86,15 @@ def test_the_tab_runs_all_three_and_draws_their_charts(session):
     assert len(chart(at, "rl_algos_advantages")["data"]) == 3
     table = next(d.value for d in at.dataframe if "wall time (s)" in d.value.columns)
     assert list(table["algorithm"]) == ["PPO", "RLOO", "GRPO"] and (table["wall time (s)"] > 0).all()
+
+
+def test_stop_mid_comparison_keeps_what_ran_and_skips_the_rest(session):
+    at = conftest.open_page("pages/3_RLHF.py", {"tab_rlhf": "4 · PPO, RLOO, GRPO"}, timeout_s=300)
+    at.radio(key="rl_algos_reward").set_value("correctness (verifiable, no reward model)")
+    at.slider(key="rl_algos_steps").set_value(100).run()
+    at.button(key="rl_algos_start").click().run()
+    poll_until(at, lambda at: conftest.has_chart(at, "rl_algos_frontier"))
+    at.button(key="rl_algos_stop").click().run()
+    poll_until(at, lambda at: "Stopped after" in texts(at))
+    table = next(d.value for d in at.dataframe if "wall time (s)" in d.value.columns)
+    assert list(table["algorithm"]) == ["PPO"] and 0 < table["steps"][0] < 100  # RLOO and GRPO never started
