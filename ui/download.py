@@ -54,6 +54,7 @@ def started(job: Job) -> RunStart | None:
 
 
 def zip_builder(
+    name: str,
     kind: str,
     model: Any,
     tokenizer: Any,
@@ -63,12 +64,10 @@ def zip_builder(
     *,
     reward_config: Any = None,
 ) -> Callable[[], bytes]:
-    """A no-argument function that returns the run's zip, built on its first call and kept for the next."""
+    """A no-argument function that returns the run's zip, built on its first call and kept for the next. `name` is
+    its export_name (the settings), the metrics tell apart runs with the same settings."""
     metrics = dict(metrics or {})
-    memo_key = (
-        export.export_name(kind, config, start_model, metrics, reward_config=reward_config),
-        repr(sorted(metrics.items())),
-    )
+    memo_key = (name, repr(sorted(metrics.items())))
 
     def build() -> bytes:
         with _built_lock:
@@ -117,7 +116,7 @@ def download_button(
     file_name = f"{name}.zip"
     st.download_button(
         LABEL,
-        data=zip_builder(kind, model, tokenizer, config, start_model, metrics, reward_config=reward_config),
+        data=zip_builder(name, kind, model, tokenizer, config, start_model, metrics, reward_config=reward_config),
         file_name=file_name,
         mime="application/zip",
         key=key,
