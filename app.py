@@ -6,7 +6,7 @@ streamlit run app.py
 import streamlit as st
 
 import ui  # noqa: F401  (sets the torch thread environment before torch loads)
-from ui.cards import lessons
+from ui.cards import lessons, workshop
 from ui.shell import PAGES, begin_page, presenter
 from ui.text import md_escape
 
@@ -69,11 +69,9 @@ with shielded("the lineage"):
 
     lineage.draw(loaded.device)
 
-from llmlab.lessons import load_workshop  # noqa: E402
-
-intro, routes = load_workshop()
+intro, routes = workshop()
 with st.expander("A workshop route: 60 or 90 minutes through the app, with a question for the room at each step"):
     st.markdown(intro)
     for column, route in zip(st.columns(len(routes)), routes, strict=True):
         column.subheader(route.title)
-        column.markdown(route.text)  # the project's own lesson text (lessons/workshop.md), not user input
+        column.markdown(route.text)  # the project's own lesson text (lessons/workshop/routes.md), not user input

@@ -13,7 +13,7 @@ import html
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from llmlab.lessons import Lesson, load_lessons
+from llmlab.lessons import Lesson, WorkshopRoute, load_lessons, load_workshop
 from ui.demos import code_example
 from ui.shell import TAB_KEY_PREFIX, presenter
 from ui.text import md_escape
@@ -23,6 +23,12 @@ from ui.text import md_escape
 def lessons() -> dict[str, Lesson]:
     """Parsed once per process; Lesson objects are frozen, so sharing them is safe."""
     return load_lessons()
+
+
+@st.cache_resource
+def workshop() -> tuple[str, tuple[WorkshopRoute, ...]]:
+    """Home's workshop routes (lessons/workshop/routes.md), parsed once per process like the cards."""
+    return load_workshop()
 
 
 QUESTIONS_FOLDED = "presenter_questions_folded"  # presenter mode: the questions column folded to a strip
