@@ -57,6 +57,7 @@ st.divider()
 # Drawn last: the model picker needs torch and transformers (seconds on a fresh server), the page above does not.
 from ui.frame import load_frame, shielded
 
+loaded = None  # stays None if the model box fails (it then shows its own message)
 with shielded("the model box"):
     loaded = load_frame(model_slot)
     st.caption(
@@ -64,10 +65,11 @@ with shielded("the model box"):
         f"{loaded.n_params / 1e6:.2f} M parameters). The default, tiny-base, is this project's own GPT-2, "
         "pre-trained from scratch on a generated corpus, so everything works offline."
     )
-with shielded("the lineage"):
-    from ui.demos import lineage
+if loaded is not None:
+    with shielded("the lineage"):
+        from ui.demos import lineage
 
-    lineage.draw(loaded.device)
+        lineage.draw(loaded.device)
 
 intro, routes = workshop()
 with st.expander("A workshop route: 60 or 90 minutes through the app, with a question for the room at each step"):
