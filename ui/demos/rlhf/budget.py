@@ -55,7 +55,8 @@ def draw(loaded: LoadedModel) -> None:
         "preference pairs (answers tiny-sft wrote, the right one chosen) and start from the same model. SFT "
         "fine-tunes on the N chosen answers. RLHF trains a reward model on the N pairs, then runs PPO against it "
         "(the Online RL tab's PPO at β = 1) on the 96 questions the pairs come from: questions need no labels. "
-        "Both then answer the 24 questions no pair ever asked, and the facts decide who is right."
+        "Both then answer the 24 questions no pair ever asked (and, with fresh samples, the 96 the pairs ask), and the "
+        "facts decide who is right."
     )
     sft = start_model(loaded.device)
     form = SettingsForm(BudgetSettings, "rl_budget_")
