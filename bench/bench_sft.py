@@ -6,6 +6,10 @@
   the same AdamW + linear warm-up schedule + grad clipping, the same number of steps. Target trl <= 1.5x.
 - Peak RSS: the page driven by AppTest in this process through one default run (AppTest runs the script
   in-process, like the server does). Target <= 1.5 GB.
+- Quality vs quantity at its defaults (100 polished vs 1000 mediocre, 60 steps each, eval every 5 steps):
+  wall <= 60 s, and the effect: the polished run's held-out ÷ own loss, its copied answers, the mediocre run's.
+- Style, not knowledge at its defaults (80 steps, embeddings frozen and trained side by side): wall <= 60 s,
+  and the held-out right facts of both runs.
 
     python -m bench.bench_sft
 """
@@ -96,6 +100,72 @@ def trl_vs_plain(loaded, steps: int = 40) -> dict[str, float]:
     }
 
 
+def timed_job(work) -> tuple[float, float, object]:
+    """(wall s, CPU s, job) of one page job run to its end in this thread's process."""
+    from llmlab.jobs import Job
+
+    job = Job("bench", work)
+    start, cpu = time.perf_counter(), time.process_time()
+    job.start().join()
+    if job.status != "done":
+        raise RuntimeError(job.error)
+    return time.perf_counter() - start, time.process_time() - cpu, job
+
+
+def quality_rows(loaded) -> list[Row]:
+    wall, cpu, job = timed_job(sft.quality_work(loaded, sft.QualityConfig()))
+    polished, mediocre = job.notes_of(sft.ArmResult)
+    gp, gm = sft.loss_gap(polished.result), sft.loss_gap(mediocre.result)
+    jp = dict(zip(sft.JUDGED, polished.judgement.rates, strict=True))
+    jm = dict(zip(sft.JUDGED, mediocre.judgement.rates, strict=True))
+    return [
+        Row(
+            "quality vs quantity default (100 polished vs 1000 mediocre, 60 steps each, eval every 5)",
+            "<= 60 s",
+            f"{wall:.1f} s wall, {cpu:.1f} s CPU",
+            f"load avg {os.getloadavg()[0]:.1f}",
+            wall <= 60,
+        ),
+        Row(
+            "quality: held-out ÷ own loss, polished / mediocre (start -> end)",
+            "polished > 2, mediocre ~1",
+            f"{gp.ratio_start:.2f} -> {gp.ratio:.2f} / {gm.ratio_start:.2f} -> {gm.ratio:.2f}",
+            f"polished own {gp.train:.3f}, held-out {gp.held_out:.3f}",
+            gp.ratio > 2 and 0.7 < gm.ratio < 1.3,
+        ),
+        Row(
+            "quality: held-out answers copied / right fact / full sentence, polished vs mediocre",
+            "polished copies",
+            f"{jp['copies a training answer']:.0%} / {jp[sft.JUDGED[0]]:.0%} / {jp['full sentence, stops']:.0%} vs "
+            f"{jm['copies a training answer']:.0%} / {jm[sft.JUDGED[0]]:.0%} / {jm['full sentence, stops']:.0%}",
+            "",
+            jp["copies a training answer"] >= 0.25,
+        ),
+    ]
+
+
+def wrong_facts_rows(loaded) -> list[Row]:
+    wall, cpu, job = timed_job(sft.wrong_facts_comparison_work(loaded, sft.WrongFactsConfig()))
+    frozen, trained = job.result
+    return [
+        Row(
+            "style, not knowledge default (80 steps, embeddings frozen + trained side by side)",
+            "<= 60 s",
+            f"{wall:.1f} s wall, {cpu:.1f} s CPU",
+            f"load avg {os.getloadavg()[0]:.1f}",
+            wall <= 60,
+        ),
+        Row(
+            "style, not knowledge: wrong capital answered / held-out right fact, frozen vs trained",
+            "frozen keeps more",
+            f"{frozen.taken_over}/5, {frozen.run.after.accuracy:.0%} vs "
+            f"{trained.taken_over}/5, {trained.run.after.accuracy:.0%}",
+            f"other country named: {frozen.other_country_rate:.0%} vs {trained.other_country_rate:.0%}",
+            frozen.run.after.accuracy > trained.run.after.accuracy,
+        ),
+    ]
+
+
 def page_peak_rss_mb() -> tuple[float, str]:
     """Drive the SFT page through one default run with AppTest; (peak RSS MB of this process, status)."""
     from streamlit.testing.v1 import AppTest
@@ -167,6 +237,8 @@ def run() -> list[Row]:
             abs(t["trl_first"] - t["plain_first"]) < 1e-3,
         )
     )
+    rows += quality_rows(loaded)
+    rows += wrong_facts_rows(loaded)
     rss, status = page_peak_rss_mb()
     rows.append(
         Row(

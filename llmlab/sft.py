@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import random
 import re
 import tempfile
 import time
@@ -31,7 +32,9 @@ from trl import SFTConfig, SFTTrainer
 from llmlab.corpus import COUNTRIES
 from llmlab.instructions import (
     ANSWER_FORMATS,
+    HELD_OUT_COUNTRIES,
     Instruction,
+    fact_pairs,
     held_out_questions,
     mediocre_pairs,
     polished_pairs,
@@ -84,8 +87,14 @@ class SFTRunConfig:
     seed: int = 0
 
 
-def sft_config(cfg: SFTRunConfig, output_dir: str, device: str = "cpu") -> SFTConfig:
-    """trl's config for one run, with the CPU settings measured in docs/ARCHITECTURE.md (no bf16, no checkpointing...)."""
+def sft_config(cfg: SFTRunConfig, output_dir: str, device: str = "cpu", eval_every: int = 0) -> SFTConfig:
+    """trl's config for one run, with the CPU settings measured in docs/ARCHITECTURE.md (no bf16, no checkpointing...).
+    `eval_every` > 0: trl also measures the loss of its eval sets at the start and every that many steps."""
+    evaluation = (
+        {"eval_strategy": "steps", "eval_steps": eval_every, "eval_on_start": True, "per_device_eval_batch_size": 64}
+        if eval_every > 0
+        else {}
+    )
     return SFTConfig(
         output_dir=output_dir,
         max_steps=cfg.max_steps,
@@ -98,6 +107,7 @@ def sft_config(cfg: SFTRunConfig, output_dir: str, device: str = "cpu") -> SFTCo
         # Batches of similar lengths: a story (~90 tokens) no longer pads fifteen 20-token questions.
         train_sampling_strategy="group_by_length",
         max_length=None,  # inputs are checked against the context in `check_pair`
+        **evaluation,
         **demo_trainer_args(device, cfg.seed),
     )
 
@@ -136,18 +146,28 @@ def make_trainer(
     cfg: SFTRunConfig,
     output_dir: str,
     callbacks: Sequence[TrainerCallback] = (),
+    eval_pairs: Mapping[str, Sequence[Instruction]] | None = None,
+    eval_every: int = 0,
 ) -> SFTTrainer:
-    """An SFTTrainer on conversational prompt/completion rows (trl masks the prompt when asked)."""
-    for pair in pairs:
+    """An SFTTrainer on conversational prompt/completion rows (trl masks the prompt when asked). With `eval_pairs`
+    ({name: pairs}) and `eval_every` > 0, trl logs `eval_<name>_loss` at step 0 and every `eval_every` steps."""
+    for pair in [*pairs, *(p for ps in (eval_pairs or {}).values() for p in ps)]:
         check_pair(tokenizer, pair.prompt, pair.response, context_limit(model))
     dataset = datasets.Dataset.from_list(to_trl_rows(list(pairs)))
+    evaluating = bool(eval_pairs) and eval_every > 0
+    eval_sets = (
+        {name: datasets.Dataset.from_list(to_trl_rows(list(ps))) for name, ps in eval_pairs.items()}
+        if evaluating
+        else None
+    )
     if cfg.freeze_embeddings and cfg.lora_rank == 0:
         model.get_input_embeddings().requires_grad_(False)  # tied: the output layer stays fixed too
     device = next(model.parameters()).device.type
     trainer = SeededSFTTrainer(
         model=model,
-        args=sft_config(cfg, output_dir, device),
+        args=sft_config(cfg, output_dir, device, eval_every if evaluating else 0),
         train_dataset=dataset,
+        eval_dataset=eval_sets,
         # A private copy: SFTTrainer sets the pad token, and the app's tokenizer is shared by every session.
         processing_class=copy.deepcopy(tokenizer),
         callbacks=list(callbacks),
@@ -364,6 +384,73 @@ def held_out_answers(columns: Mapping[str, HeldOutScore], marked: HeldOutScore |
     return table
 
 
+# -- judging answers without the house format (quality vs quantity) ----------------------------------------
+
+FILLER = ("As an AI assistant", "I think", "not sure", "Good question")  # the mediocre data's tics
+JUDGED = ("right fact, about the country asked", "full sentence, stops", "copies a training answer", "filler phrase")
+
+
+def _values(kind: str) -> set[str]:
+    return {{"capital": c.capital, "language": c.language, "continent": c.continent}[kind] for c in COUNTRIES}
+
+
+def _names(text: str, value: str) -> bool:
+    return re.search(rf"(?<![A-Za-z]){re.escape(value)}(?![A-Za-z])", text) is not None
+
+
+def names_right_fact(question: Instruction, answer: ChatAnswer) -> bool:
+    """The answer names the right value and no other value of its kind (Paris and no other capital): the
+    project's correctness rule (`llmlab.preferences.true_reward`), whatever the wording."""
+    if question.answer is None or not _names(answer.text, question.answer):
+        return False
+    return not any(_names(answer.text, v) for v in _values(question.kind) - {question.answer})
+
+
+def answer_shape(text: str) -> str:
+    """The answer with every country and fact replaced by "X": "The capital of X is X." for any country."""
+    words = {c.name for c in COUNTRIES} | {v for kind in ANSWER_FORMATS for v in _values(kind)}
+    for word in sorted(words, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", "X", text)
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class AnswerJudgement:
+    """Held-out answers judged on what a user needs, not on the polished template (which the polished run
+    wins by construction): the right fact about the country asked ("Germany is in Europe." to "Where is Spain?"
+    is not), a complete sentence that stops, copying, filler."""
+
+    right_fact: tuple[bool, ...]  # names the right value, no other of its kind, and no other country
+    full_sentence: tuple[bool, ...]  # starts with a capital letter, ends with ".", then the end token
+    copied: tuple[bool, ...]  # word for word one of the run's training responses (about another country)
+    filler: tuple[bool, ...]  # contains a tic of the mediocre data ("As an AI assistant", "I think"...)
+    phrasings: int  # distinct answer shapes (countries and facts replaced by X) among the answers
+
+    @property
+    def rates(self) -> tuple[float, float, float, float]:
+        """The shares of `JUDGED`, in its order."""
+        n = max(1, len(self.right_fact))
+        return tuple(sum(flags) / n for flags in (self.right_fact, self.full_sentence, self.copied, self.filler))
+
+
+def judge_answers(score: HeldOutScore, training: Sequence[Instruction]) -> AnswerJudgement:
+    """Judge a run's held-out answers (`score`, on `held_out_questions()`) against its training pairs."""
+    responses = {p.response.strip() for p in training}
+    questions, answers = held_out_questions(), score.answers
+    texts = [a.text.strip() for a in answers]
+    return AnswerJudgement(
+        right_fact=tuple(
+            names_right_fact(q, a) and not names_other_country(q, a) for q, a in zip(questions, answers, strict=True)
+        ),
+        full_sentence=tuple(
+            a.stopped and t[:1].isupper() and t.endswith(".") for a, t in zip(answers, texts, strict=True)
+        ),
+        copied=tuple(t in responses for t in texts),
+        filler=tuple(any(f.lower() in t.lower() for f in FILLER) for t in texts),
+        phrasings=len({answer_shape(t) for t in texts}),
+    )
+
+
 # -- one run ------------------------------------------------------------------------------------------------
 
 
@@ -376,6 +463,12 @@ class SFTRun:
     trainable_params: int
     total_params: int
     steps: int  # steps actually run (fewer when stopped)
+    evals: tuple[tuple[str, int, float], ...] = ()  # (eval set, step, loss) when run with eval_pairs
+
+    def eval_curve(self, name: str) -> tuple[list[int], list[float]]:
+        """(steps, losses) of one eval set, e.g. "train" or "held-out"."""
+        points = [(step, loss) for n, step, loss in self.evals if n == name]
+        return [s for s, _ in points], [x for _, x in points]
 
 
 def run_sft(
@@ -385,10 +478,13 @@ def run_sft(
     cfg: SFTRunConfig,
     callbacks: Sequence[TrainerCallback] = (),
     on_scored: Callable[[str, HeldOutScore], None] | None = None,
+    eval_pairs: Mapping[str, Sequence[Instruction]] | None = None,
+    eval_every: int = 0,
 ) -> tuple[SFTRun, PreTrainedModel]:
     """Score the held-out questions, train with SFTTrainer, score again. `model` is trained in place
     (pass a copy); with LoRA the returned model is the peft-wrapped one. `on_scored("before"|"after", s)`
-    lets a page show each score as soon as it exists."""
+    lets a page show each score as soon as it exists. `eval_pairs` ({name: pairs}) are scored by trl's own
+    evaluation (the training loss, without a step) at step 0 and every `eval_every` steps: `SFTRun.evals`."""
     if not math.isfinite(cfg.learning_rate) or cfg.learning_rate <= 0:
         raise SFTInputError("The learning rate must be a positive number.")
     if not pairs:
@@ -398,9 +494,12 @@ def run_sft(
     if on_scored:
         on_scored("before", before)
     losses: list[float] = []
+    evals: list[tuple[str, int, float]] = []
     with tempfile.TemporaryDirectory(prefix="llmlab-sft-") as tmp:
-        recorders = [DivergenceGuard(), _LossRecorder(losses)]
-        trainer = make_trainer(model, tokenizer, pairs, cfg, tmp, [*recorders, *callbacks])
+        recorders = [DivergenceGuard(), _LossRecorder(losses, evals)]
+        trainer = make_trainer(
+            model, tokenizer, pairs, cfg, tmp, [*recorders, *callbacks], eval_pairs=eval_pairs, eval_every=eval_every
+        )
         trained = trainer.model
         trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
         total = sum(p.numel() for p in trained.parameters())
@@ -411,7 +510,7 @@ def run_sft(
     after = score_held_out(trained, tokenizer)
     if on_scored:
         on_scored("after", after)
-    run = SFTRun(before, after, tuple(losses), wall, trainable, total, steps)
+    run = SFTRun(before, after, tuple(losses), wall, trainable, total, steps, tuple(evals))
     return run, trained
 
 
@@ -431,12 +530,18 @@ class DivergenceGuard(TrainerCallback):
 
 
 class _LossRecorder(TrainerCallback):
-    def __init__(self, losses: list[float]):
+    """Keeps trl's logged training loss per step and, given `evals`, each eval set's loss: eval_<name>_loss."""
+
+    def __init__(self, losses: list[float], evals: list[tuple[str, int, float]] | None = None):
         self.losses = losses
+        self.evals = evals
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.losses.append(float(logs["loss"]))
+        for key, value in (logs or {}).items():
+            if self.evals is not None and key.startswith("eval_") and key.endswith("_loss"):
+                self.evals.append((key[len("eval_") : -len("_loss")], state.global_step, float(value)))
 
 
 # -- the page's experiments: each is a `work(job)` function for a background Job ------------------------
@@ -460,6 +565,7 @@ class ArmResult:
     base_change: float  # the largest change of an original weight (0 for LoRA)
     config: SFTRunConfig | None = None  # the arm's settings (for a download's card and reproduce.py)
     model: PreTrainedModel | None = field(default=None, compare=False, repr=False)  # this session's trained copy
+    judgement: AnswerJudgement | None = None  # its held-out answers judged without the house format (quality)
 
 
 @dataclass(frozen=True)
@@ -501,6 +607,10 @@ class QualityConfig:
     max_steps: int = field(default=60, metadata={"help": "Optimizer steps for each of the two runs."})
     learning_rate: float = field(default=2e-3, metadata={"help": "AdamW step size for both runs."})
     seed: int = 0
+    eval_every: int = field(
+        default=5,
+        metadata={"help": "Every this many steps, the loss on 100 of the run's own pairs and on held-out pairs."},
+    )
 
 
 @dataclass(frozen=True)
@@ -509,14 +619,66 @@ class Comparison:
     runs: tuple[SFTRun, ...]  # fewer than labels when stopped early
 
 
+EVAL_TRAIN, EVAL_HELD_OUT = "train", "held-out"  # the quality arms' eval sets (SFTRun.eval_curve names)
+EVAL_PAIRS = 100  # the pairs of each eval set
+
+
+def mediocre_held_out_pairs(n: int = EVAL_PAIRS, seed: int = 0) -> list[Instruction]:
+    """Mediocre pairs drawn exactly as `mediocre_pairs` draws them, about the held-out countries only: the
+    mediocre run's held-out loss is measured on its own kind of data (new countries, same noise)."""
+    from llmlab.instructions import FACT_TEMPLATES, MEDIOCRE_STYLES, MEDIOCRE_WRONG_FACT_RATE, _fact_answer, _fields
+
+    rng = random.Random(f"held-out-{seed}")
+    pairs = []
+    for _ in range(n):
+        country = rng.choice(HELD_OUT_COUNTRIES)
+        kind = rng.choice(("capital", "capital", "language", "continent"))
+        fields = _fields(country)
+        if rng.random() < MEDIOCRE_WRONG_FACT_RATE:
+            others = [c for c in HELD_OUT_COUNTRIES if _fact_answer(kind, c) != _fact_answer(kind, country)]
+            fields = {**_fields(rng.choice(others)), "c": fields["c"], "C": fields["C"]}
+        question = rng.choice(FACT_TEMPLATES[kind][0]).format(**_fields(country))
+        if rng.random() < 0.3:
+            question = question[0].lower() + question[1:]
+        response = rng.choice(MEDIOCRE_STYLES[kind]).format(**fields)
+        pairs.append(Instruction(question, response, kind, country.name, _fact_answer(kind, country)))
+    return pairs
+
+
+def quality_arms(cfg: QualityConfig) -> list[tuple[str, list[Instruction], dict[str, list[Instruction]]]]:
+    """(label, training pairs, eval sets) of both arms. Each arm's "train" eval set is (up to) 100 of its own
+    pairs, its "held-out" set 100 pairs of the same kind about the 10 countries no training pair mentions:
+    polished pairs (every phrasing) for the polished arm, mediocre ones for the mediocre arm."""
+    polished = polished_fact_pairs(cfg.polished_samples, cfg.seed)
+    mediocre = mediocre_pairs(cfg.mediocre_samples, cfg.seed)
+    held_out_polished = fact_pairs(HELD_OUT_COUNTRIES)
+    held_out_polished = (held_out_polished * 2)[:EVAL_PAIRS]  # 80 pairs, some twice: 100 like the other sets
+    return [
+        (
+            f"{cfg.polished_samples} polished",
+            polished,
+            {EVAL_TRAIN: polished[:EVAL_PAIRS], EVAL_HELD_OUT: held_out_polished},
+        ),
+        (
+            f"{cfg.mediocre_samples} mediocre",
+            mediocre,
+            {EVAL_TRAIN: mediocre[:EVAL_PAIRS], EVAL_HELD_OUT: mediocre_held_out_pairs(EVAL_PAIRS, cfg.seed)},
+        ),
+    ]
+
+
 def quality_work(loaded: LoadedModel, cfg: QualityConfig) -> Callable[[Job], Comparison]:
-    """Two runs from the same start: `cfg.polished_samples` polished pairs vs `cfg.mediocre_samples` mediocre."""
+    """Two runs from the same start: `cfg.polished_samples` polished pairs vs `cfg.mediocre_samples` mediocre.
+    Each logs its loss on its own pairs and on held-out pairs every `cfg.eval_every` steps (`eval_<set>_loss`),
+    and its finished `ArmResult` carries an `AnswerJudgement` of its held-out answers."""
     sft_cfg = SFTRunConfig(max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, seed=cfg.seed)
-    arms = (
-        (f"{cfg.polished_samples} polished", polished_fact_pairs(cfg.polished_samples, cfg.seed), sft_cfg),
-        (f"{cfg.mediocre_samples} mediocre", mediocre_pairs(cfg.mediocre_samples, cfg.seed), sft_cfg),
+    arms = quality_arms(cfg)
+    return _comparison_work(
+        loaded,
+        [(label, pairs, sft_cfg) for label, pairs, _ in arms],
+        eval_sets=[evals for _, _, evals in arms],
+        eval_every=cfg.eval_every,
     )
-    return _comparison_work(loaded, arms)
 
 
 @dataclass(frozen=True)
@@ -544,17 +706,31 @@ def lora_work(loaded: LoadedModel, cfg: LoraComparisonConfig) -> Callable[[Job],
 
 
 def _comparison_work(
-    loaded: LoadedModel, arms: Sequence[tuple[str, Sequence[Instruction], SFTRunConfig]]
+    loaded: LoadedModel,
+    arms: Sequence[tuple[str, Sequence[Instruction], SFTRunConfig]],
+    eval_sets: Sequence[Mapping[str, Sequence[Instruction]]] | None = None,
+    eval_every: int = 0,
 ) -> Callable[[Job], Comparison]:
+    """Train the arms one after the other from the same start. With `eval_sets` (one {name: pairs} per arm),
+    each arm also logs those losses every `eval_every` steps and its result is judged (`ArmResult.judgement`)."""
+
     def work(job: Job) -> Comparison:
         runs = []
         for n, (label, pairs, cfg) in enumerate(arms):
             if job.should_stop:
                 break
+            evals = eval_sets[n] if eval_sets else None
             run, model = run_sft(
-                trainable_copy(loaded), loaded.tokenizer, pairs, cfg, [JobCallback(TaggedJob(job, run=n))]
+                trainable_copy(loaded),
+                loaded.tokenizer,
+                pairs,
+                cfg,
+                [JobCallback(TaggedJob(job, run=n))],
+                eval_pairs=evals,
+                eval_every=eval_every,
             )
-            job.note(ArmResult(n, label, run, base_weight_change(loaded.model, model), cfg, model))
+            judgement = judge_answers(run.after, pairs) if evals else None
+            job.note(ArmResult(n, label, run, base_weight_change(loaded.model, model), cfg, model, judgement))
             runs.append(run)
         return Comparison(labels=tuple(label for label, _, _ in arms), runs=tuple(runs))
 
@@ -572,6 +748,102 @@ def loss_by_run(metrics: Sequence[dict], arms: Sequence[ArmResult]) -> dict[str,
         losses = [m["loss"] for m in rows if m["run"] == run]
         series[labels.get(run, f"run {run + 1} (training…)")] = (steps, losses)
     return series
+
+
+def eval_loss_by_run(metrics: Sequence[dict], arms: Sequence[ArmResult]) -> dict[str, dict[str, tuple[list, list]]]:
+    """Each arm's logged eval losses, {label: {eval set: (steps, losses)}}, in run order (trl logs them as
+    `eval_<set>_loss`); an arm still training is labelled "run N (training…)"."""
+    labels = {arm.run: arm.label for arm in arms}
+    series: dict[str, dict[str, tuple[list, list]]] = {}
+    for m in metrics:
+        for key, value in m.items():
+            if key.startswith("eval_") and key.endswith("_loss") and "run" in m:
+                run = int(m["run"])
+                curves = series.setdefault(labels.get(run, f"run {run + 1} (training…)"), {})
+                steps, losses = curves.setdefault(key[len("eval_") : -len("_loss")], ([], []))
+                steps.append(m["step"])
+                losses.append(value)
+    return series
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Where a run's loss on its own pairs and on held-out pairs started and ended, and the held-out lowest."""
+
+    train_start: float  # loss on (up to 100 of) its own pairs before training (step 0)
+    held_out_start: float  # loss on held-out pairs of the same kind before training
+    train: float  # ... at the last evaluation
+    held_out: float
+    best_held_out: float  # the lowest held-out loss of the run
+    best_step: int  # ... and its step
+
+    @property
+    def gap(self) -> float:
+        return self.held_out - self.train
+
+    @property
+    def ratio_start(self) -> float:
+        """Held-out loss ÷ own-pairs loss before training (about 1: both sets are new to the model)."""
+        return self.held_out_start / self.train_start
+
+    @property
+    def ratio(self) -> float:
+        """Held-out loss ÷ own-pairs loss at the end: well above 1 when the run memorised its pairs."""
+        return self.held_out / self.train
+
+    @property
+    def rise(self) -> float:
+        """How far the held-out loss came back up from its lowest point (0 when it kept falling)."""
+        return self.held_out - self.best_held_out
+
+
+def loss_gap(run: SFTRun) -> Gap | None:
+    """The run's train/held-out gap from its `evals` (None when it was run without eval sets)."""
+    (_, train), (steps, held) = run.eval_curve(EVAL_TRAIN), run.eval_curve(EVAL_HELD_OUT)
+    if not train or not held:
+        return None
+    best = min(range(len(held)), key=held.__getitem__)
+    return Gap(train[0], held[0], train[-1], held[-1], held[best], steps[best])
+
+
+def gap_rows(arms: Sequence[ArmResult]) -> list[dict[str, str]]:
+    """One row per arm of the quality comparison: the loss gap and the judged held-out answers."""
+    rows = []
+    for arm in arms:
+        gap, judged = loss_gap(arm.result), arm.judgement
+        row = {"run": arm.label}
+        if gap is not None:
+            row |= {
+                "loss on its own pairs": f"{gap.train_start:.2f} → {gap.train:.3f}",
+                "held-out loss": f"{gap.held_out_start:.2f} → {gap.held_out:.3f}",
+                "held-out ÷ own": f"{gap.ratio_start:.2f} → {gap.ratio:.2f}",
+                "held-out lowest (step)": f"{gap.best_held_out:.3f} ({gap.best_step})",
+            }
+        if judged is not None:
+            row |= {"distinct phrasings (of 30 answers)": str(judged.phrasings)}
+        rows.append(row)
+    return rows
+
+
+def quality_summary(polished: ArmResult, mediocre: ArmResult) -> str:
+    """What this comparison's numbers say, in words (markdown): the polished run's gap and copying, the
+    mediocre run's missing gap and the shape of its answers."""
+    gp, gm = loss_gap(polished.result), loss_gap(mediocre.result)
+    jp, jm = polished.judgement, mediocre.judgement
+    if gp is None or gm is None or jp is None or jm is None:
+        return ""
+    rp, rm = dict(zip(JUDGED, jp.rates, strict=True)), dict(zip(JUDGED, jm.rates, strict=True))
+    flat = "kept falling" if gp.rise <= 1e-3 else f"came back up by {gp.rise:.3f} from {gp.best_held_out:.3f}"
+    return (
+        f"**{polished.label}**: the loss on its own pairs fell to {gp.train:.3f} while the held-out loss stalled "
+        f"at {gp.held_out:.3f} (it {flat}): held-out ÷ own went from {gp.ratio_start:.1f} to **{gp.ratio:.1f}**, "
+        f"memorising. On the held-out questions **{rp['copies a training answer']:.0%}** of its answers are a "
+        f"training answer copied word for word (so about another country), and {rp[JUDGED[0]]:.0%} name the "
+        f"right fact about the country asked.  \n**{mediocre.label}**: held-out ÷ own went from {gm.ratio_start:.1f} to "
+        f"**{gm.ratio:.1f}** (no memorising: the run sees each pair at most about once), but its answers are the "
+        f"average of its styles: {rm['full sentence, stops']:.0%} complete sentences, the right fact in "
+        f"{rm[JUDGED[0]]:.0%}, filler in {rm['filler phrase']:.0%}, {jm.phrasings} distinct phrasing(s)."
+    )
 
 
 def arm_rows(arms: Sequence[ArmResult]) -> list[dict[str, str]]:
@@ -668,6 +940,11 @@ class WrongFactsResult:
     before: tuple[FactProbe, ...]
     after: tuple[FactProbe, ...]
     run: SFTRun  # its held-out scores show the other countries are still answered from pre-training
+    frozen: bool = True  # trained with the token embeddings frozen (the default)
+
+    @property
+    def label(self) -> str:
+        return "embeddings frozen (default)" if self.frozen else "embeddings trained"
 
     def table(self) -> dict[str, list[str]]:
         """Each country taught a wrong capital: both capitals, their probabilities before and after, and the
@@ -683,6 +960,65 @@ class WrongFactsResult:
             "answer after SFT": [p.answer for p in after],
         }
 
+    @property
+    def taken_over(self) -> int:
+        """Countries whose greedy answer after SFT names the taught wrong capital."""
+        return sum(_names(p.answer, p.wrong) for p in self.after)
+
+    @property
+    def other_country_rate(self) -> float:
+        """Share of held-out answers that talk about another country than the one asked (a seen one)."""
+        questions, answers = held_out_questions(), self.run.after.answers
+        flags = [names_other_country(q, a) for q, a in zip(questions, answers, strict=True)]
+        return sum(flags) / max(1, len(flags))
+
+    @property
+    def right_about_asked_rate(self) -> float:
+        """Share of held-out answers with the right fact and no other country ("Germany is in Europe." to
+        "Where is Spain?" names the right continent, about the wrong country)."""
+        questions, answers = held_out_questions(), self.run.after.answers
+        flags = [
+            names_right_fact(q, a) and not names_other_country(q, a) for q, a in zip(questions, answers, strict=True)
+        ]
+        return sum(flags) / max(1, len(flags))
+
+    def summary(self) -> dict[str, str]:
+        """This run's numbers, one column of the frozen-vs-trained table (`FREEZE_MEASURES`, in its order)."""
+        n = len(self.after)
+        return dict(
+            zip(
+                FREEZE_MEASURES,
+                (
+                    f"{self.taken_over}/{n}",
+                    f"{sum(p.p_wrong for p in self.after) / max(1, n):.0%}",
+                    f"{sum(p.p_right for p in self.after) / max(1, n):.1%}",
+                    f"{self.run.after.accuracy:.0%}",
+                    f"{self.right_about_asked_rate:.0%}",
+                    f"{self.other_country_rate:.0%}",
+                    f"{self.run.after.format_rate:.0%}",
+                    f"{self.run.trainable_params:,}",
+                ),
+                strict=True,
+            )
+        )
+
+
+FREEZE_MEASURES = (
+    "taught countries whose answer is the wrong capital",
+    "P(wrong capital), mean of the taught countries",
+    "P(true capital), mean of the taught countries",
+    "held-out countries: right fact",
+    "held-out: right fact, about the country asked",
+    "held-out answers about another country",
+    "held-out answers in the polished format",
+    "trainable parameters",
+)
+
+
+def names_other_country(question: Instruction, answer: ChatAnswer) -> bool:
+    """The answer names a country other than the one asked about."""
+    return any(c.name != question.country and _names(answer.text, c.name) for c in COUNTRIES)
+
 
 @dataclass(frozen=True)
 class WrongFactsConfig:
@@ -691,18 +1027,65 @@ class WrongFactsConfig:
     max_steps: int = field(default=80, metadata={"help": "Optimizer steps on the data with the wrong facts."})
     learning_rate: float = field(default=2e-3, metadata={"help": "AdamW step size."})
     seed: int = 0
+    freeze_embeddings: bool = field(
+        default=True, metadata={"help": SFTRunConfig.__dataclass_fields__["freeze_embeddings"].metadata["help"]}
+    )
+    side_by_side: bool = field(
+        default=True,
+        metadata={
+            "help": "Train a second copy the same way with the token embeddings (tied: also the output layer) "
+            "trained, and show both. Twice the time."
+        },
+    )
+
+
+def _wrong_facts_setup(cfg: WrongFactsConfig) -> tuple[list[Instruction], dict[str, str]]:
+    pairs, wrong = wrong_fact_pairs(cfg.seed)
+    return [p for p in pairs if p.kind in ANSWER_FORMATS], wrong  # facts only: shorter batches, same lesson
+
+
+def _wrong_facts_arm(
+    loaded: LoadedModel, cfg: WrongFactsConfig, freeze: bool, before: Sequence[FactProbe], job: Job | TaggedJob
+) -> WrongFactsResult:
+    pairs, wrong = _wrong_facts_setup(cfg)
+    sft_cfg = SFTRunConfig(
+        max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, seed=cfg.seed, freeze_embeddings=freeze
+    )
+    run, model = run_sft(trainable_copy(loaded), loaded.tokenizer, pairs, sft_cfg, [JobCallback(job)])
+    model.eval()
+    after = probe_facts(model, loaded.tokenizer, wrong)
+    return WrongFactsResult(tuple(before), tuple(after), run, freeze)
 
 
 def wrong_facts_work(loaded: LoadedModel, cfg: WrongFactsConfig) -> Callable[[Job], WrongFactsResult]:
-    pairs, wrong = wrong_fact_pairs(cfg.seed)
-    pairs = [p for p in pairs if p.kind in ANSWER_FORMATS]  # facts only: shorter batches, same lesson
-    sft_cfg = SFTRunConfig(max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, seed=cfg.seed)
+    """One run on the wrong-facts data (`cfg.freeze_embeddings` decides the embeddings)."""
+    _, wrong = _wrong_facts_setup(cfg)
 
     def work(job: Job) -> WrongFactsResult:
         before = probe_facts(loaded.model, loaded.tokenizer, wrong)
-        run, model = run_sft(trainable_copy(loaded), loaded.tokenizer, pairs, sft_cfg, [JobCallback(job)])
-        model.eval()
-        after = probe_facts(model, loaded.tokenizer, wrong)
-        return WrongFactsResult(tuple(before), tuple(after), run)
+        return _wrong_facts_arm(loaded, cfg, cfg.freeze_embeddings, before, job)
+
+    return work
+
+
+def wrong_facts_comparison_work(
+    loaded: LoadedModel, cfg: WrongFactsConfig
+) -> Callable[[Job], tuple[WrongFactsResult, ...]]:
+    """The wrong-facts run with the embeddings frozen, then (with `cfg.side_by_side`) the same run with them
+    trained, from the same start, seed and batches. Each finished run is noted (a `WrongFactsResult`); its
+    logged steps carry `run` (0 frozen, 1 trained). Without side_by_side, one run as `cfg.freeze_embeddings`."""
+    _, wrong = _wrong_facts_setup(cfg)
+    arms = (True, False) if cfg.side_by_side else (cfg.freeze_embeddings,)
+
+    def work(job: Job) -> tuple[WrongFactsResult, ...]:
+        before = probe_facts(loaded.model, loaded.tokenizer, wrong)
+        results = []
+        for n, freeze in enumerate(arms):
+            if job.should_stop:
+                break
+            result = _wrong_facts_arm(loaded, cfg, freeze, before, TaggedJob(job, run=n))
+            job.note(result)
+            results.append(result)
+        return tuple(results)
 
     return work

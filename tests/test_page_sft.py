@@ -180,15 +180,42 @@ def test_quality_and_wrong_facts_tabs_run_and_draw():
     assert finished(wait_for_run(at)) and not at.exception
     bars = chart(at, "sft_quality_bars")["data"]
     assert [trace["name"] for trace in bars] == ["before (same start)", "20 polished", "100 mediocre"]
+    assert [x.replace("<br>", " ") for x in bars[0]["x"]] == list(sft.JUDGED)  # judged without the template
+    gap = chart(at, "sft_quality_gap")["data"]
+    assert [trace["name"] for trace in gap] == [
+        "20 polished: its own training pairs",
+        "20 polished: held-out pairs (new countries)",
+        "100 mediocre: its own training pairs",
+        "100 mediocre: held-out pairs (new countries)",
+    ]
+    for trace in gap:  # evaluated before training and every 5 steps
+        assert array(trace["x"]) == [0, 5, 10] and all(y > 0 for y in array(trace["y"]))
+    polished_own, polished_held = array(gap[0]["y"]), array(gap[1]["y"])
+    assert polished_own[-1] < polished_own[0] and polished_held[-1] < polished_held[0]
+    gaps = next(df.value for df in at.dataframe if "held-out ÷ own" in df.value.columns)
+    assert list(gaps["run"]) == ["20 polished", "100 mediocre"]
     answers = next(df.value for df in at.dataframe if "20 polished" in df.value.columns)
     assert len(answers) == 30
+    assert any("held-out ÷ own went from" in m.value for m in at.markdown)
 
     at.slider(key="sft_wrong_steps").set_value(10).run()
     at.button(key="sft_wrong_start").click().run()
-    deadline = time.monotonic() + 240
-    while not any("sft_wrong_bars" in c.proto.id for c in at.get("plotly_chart")):
-        assert time.monotonic() < deadline and not at.exception
-        time.sleep(0.5)
-        at.run()
+    assert finished(wait_for_run(at)) and not at.exception
     table = next(df.value for df in at.dataframe if "P(wrong) after" in df.value.columns)
     assert list(table["country"]) == list(sft.wrong_fact_pairs()[1])
+    summary = next(df.value for df in at.dataframe if "embeddings trained" in df.value.columns)
+    assert list(summary.columns) == ["measure", "embeddings frozen (default)", "embeddings trained"]
+    assert list(summary["measure"]) == list(sft.FREEZE_MEASURES)
+    bars = chart(at, "sft_wrong_bars")["data"]
+    assert "wrong capital, after SFT (embeddings trained)" in [trace["name"] for trace in bars]
+    assert any("Why the embeddings are frozen by default" in m.value for m in at.markdown)
+
+
+def test_why_the_embeddings_are_frozen_is_said_in_presenter_mode_too():
+    at = AppTest.from_file(str(conftest.ROOT / "app.py"), default_timeout=120)
+    at.switch_page(PAGE)
+    at.query_params["presenter"] = "1"
+    at.run()
+    assert not at.exception
+    assert any("Why the embeddings are frozen by default" in m.value for m in at.markdown)
+    assert at.toggle(key="sft_wrong_side_by_side").value is True  # the side-by-side switch is not hidden

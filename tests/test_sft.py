@@ -329,3 +329,113 @@ def test_wrong_facts_table_shows_before_and_after_per_country():
         "P(true) after": ["5.00%"],
         "answer after SFT": ["The capital of France is Tokyo."],
     }
+
+
+# -- quality vs quantity: the loss gap and the answers judged without the template -------------------------
+
+
+def test_answers_are_judged_on_the_fact_the_sentence_copying_and_filler():
+    questions = held_out_questions()  # per country: its capital, language, continent question
+    q = questions[:5]
+    other_language = next(c.language for c in TRAIN_COUNTRIES if c.language != q[4].answer)
+    training = [sft.Instruction("What is the capital of France?", "The capital of France is Paris.", "capital")]
+    texts = [
+        f"The capital of {q[0].country} is {q[0].answer}.",  # right, full sentence
+        f"is {q[1].answer}",  # right fact, a fragment
+        "The capital of France is Paris.",  # copied from the training pairs: another country's answer
+        f"As an AI assistant, I can tell you that it is {q[3].answer}.",  # filler
+        f"{q[4].answer} or {other_language}.",  # names another language too: not the right fact
+    ]
+    score = _score(texts)
+    judged = sft.judge_answers(score, training)
+    first = [
+        (judged.right_fact[n], judged.full_sentence[n], judged.copied[n], judged.filler[n]) for n in range(len(texts))
+    ]
+    assert first == [
+        (True, True, False, False),
+        (True, False, False, False),
+        (False, True, True, False),
+        (True, True, False, True),
+        (False, True, False, False),
+    ]
+    assert sft.answer_shape(texts[0]) == sft.answer_shape("The capital of France is Paris.") == "The capital of X is X."
+    assert judged.phrasings == len({sft.answer_shape(t) for t in texts})
+    assert len(judged.rates) == len(sft.JUDGED) and all(0 <= r <= 1 for r in judged.rates)
+    assert sft.judge_answers(_score(["x"], stopped=False), []).full_sentence == (False,) * len(questions)
+
+
+def test_eval_losses_by_run_and_the_gap_they_open():
+    metrics = [
+        {"run": 0, "step": 0, "eval_train_loss": 3.0, "eval_held-out_loss": 3.1},
+        {"run": 0, "step": 1, "loss": 2.0},  # a training step: not an eval point
+        {"run": 0, "step": 5, "eval_train_loss": 0.5, "eval_held-out_loss": 0.9},
+        {"run": 1, "step": 0, "eval_train_loss": 4.0},
+    ]
+    evals = (("train", 0, 3.0), ("held-out", 0, 3.1), ("train", 5, 0.5), ("held-out", 5, 0.9), ("held-out", 10, 1.0))
+    run = sft.SFTRun(_score(["x"]), _score(["x"]), (2.0,), 1.0, 1, 1, 10, evals)
+    arm = sft.ArmResult(0, "100 polished", run, 0.0, judgement=sft.judge_answers(_score(["x"]), []))
+    series = sft.eval_loss_by_run(metrics, [arm])
+    assert series == {
+        "100 polished": {"train": ([0, 5], [3.0, 0.5]), "held-out": ([0, 5], [3.1, 0.9])},
+        "run 2 (training…)": {"train": ([0], [4.0])},
+    }
+    gap = sft.loss_gap(run)
+    assert (gap.train, gap.held_out, gap.best_held_out, gap.best_step) == (0.5, 1.0, 0.9, 5)
+    assert gap.ratio == pytest.approx(2.0) and gap.rise == pytest.approx(0.1)
+    assert sft.loss_gap(_run(_score(["x"]))) is None  # run without eval sets
+    (row,) = sft.gap_rows([arm])
+    assert row["held-out ÷ own"] == "1.03 → 2.00" and row["distinct phrasings (of 30 answers)"] == "1"
+
+
+def test_mediocre_held_out_pairs_are_about_held_out_countries_only():
+    pairs = sft.mediocre_held_out_pairs(100, seed=0)
+    assert len(pairs) == 100 and pairs == sft.mediocre_held_out_pairs(100, seed=0)
+    assert {p.country for p in pairs} <= {c.name for c in HELD_OUT_COUNTRIES}
+    arms = sft.quality_arms(sft.QualityConfig())
+    assert [label for label, _, _ in arms] == ["100 polished", "1000 mediocre"]
+    for _, pairs, evals in arms:
+        assert len(evals["train"]) == len(evals["held-out"]) == 100 and evals["train"] == pairs[:100]
+        assert not {p.country for p in pairs} & {p.country for p in evals["held-out"]}
+
+
+def test_few_polished_pairs_memorise_and_copy_many_mediocre_ones_do_not(tiny_base):
+    """The quality tab's default (seed 0): the 100 polished pairs' held-out loss stalls while the loss on its
+    own pairs keeps falling (held-out ÷ own from ~1 to > 2), and it answers new questions with training answers
+    copied word for word; the 1000 mediocre pairs open no gap, and their answers are not full sentences."""
+    job = Job("q", sft.quality_work(tiny_base, sft.QualityConfig()))
+    job.start().join()
+    assert job.status == "done", job.error
+    polished, mediocre = job.notes_of(sft.ArmResult)
+    gp, gm = sft.loss_gap(polished.result), sft.loss_gap(mediocre.result)
+    assert 0.8 < gp.ratio_start < 1.25 and gp.ratio > 2.0  # the gap opened
+    assert gp.train < 0.5 * gp.held_out
+    assert 0.7 < gm.ratio < 1.3  # no gap
+    judged_p, judged_m = (
+        dict(zip(sft.JUDGED, polished.judgement.rates, strict=True)),
+        dict(zip(sft.JUDGED, mediocre.judgement.rates, strict=True)),
+    )
+    assert judged_p["copies a training answer"] >= 0.25 and judged_m["copies a training answer"] == 0.0
+    assert judged_p["full sentence, stops"] >= 0.8 > judged_m["full sentence, stops"] + 0.5
+    steps = {m["step"] for m in job.snapshot() if "eval_held-out_loss" in m}
+    assert steps == set(range(0, 61, 5))  # step 0, then every 5 steps
+    summary = sft.quality_summary(polished, mediocre)
+    assert f"{gp.ratio:.1f}" in summary and "copied word for word" in summary
+
+
+def test_training_the_embeddings_loses_held_out_facts_but_not_the_wrong_ones(tiny_base):
+    """The style-not-knowledge tab's default (seed 0), both runs: the wrong capitals take over either way; with
+    the embeddings trained fewer held-out countries keep their facts."""
+    job = Job("w", sft.wrong_facts_comparison_work(tiny_base, sft.WrongFactsConfig()))
+    job.start().join()
+    assert job.status == "done", job.error
+    frozen, trained = job.result
+    assert frozen.frozen and not trained.frozen and job.notes_of(sft.WrongFactsResult) == [frozen, trained]
+    assert frozen.run.trainable_params < trained.run.trainable_params
+    assert frozen.taken_over >= 4 and trained.taken_over >= 4
+    assert frozen.run.after.accuracy >= trained.run.after.accuracy + 0.1
+    assert frozen.right_about_asked_rate >= trained.right_about_asked_rate + 0.2
+    assert trained.other_country_rate > frozen.other_country_rate
+    assert {m["run"] for m in job.snapshot() if "loss" in m} == {0.0, 1.0}
+    summary = trained.summary()
+    assert list(summary) == list(sft.FREEZE_MEASURES)
+    assert summary["held-out countries: right fact"] == f"{trained.run.after.accuracy:.0%}"
