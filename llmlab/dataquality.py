@@ -8,17 +8,23 @@ Three kinds of corruption, each applied to a fraction `noise` of the documents (
 - "shuffled_words": the document's words are shuffled (grammar destroyed, word counts kept).
 
 Each run pre-trains the same fresh model (same seed, same batches) on one noisy corpus and reports the loss
-on *clean* held-out text and how much probability the model gives the right capital for 40 countries.
+on *clean* held-out text and, for 40 countries, how much probability the model gives the right capital, the
+repeated lie's capital (`_LIE`: under random noise it is just one wrong capital among 39) and the most likely
+wrong capital (`capital_beliefs`).
 
     results = noise_experiment(tokenizer, [0.0, 0.05, 0.3], NoiseConfig(kind="random_capital", steps=300))
     [(r.noise, r.clean_loss, r.p_correct) for r in results]
 
-`python -m llmlab.dataquality` precomputes the page's default view into models/tiny-base/data_quality.json.
+`python -m llmlab.dataquality` precomputes the page's default view (every kind, six levels, three seeds) into
+models/tiny-base/data_quality.json. The shipped file holds the two fact corruptions at seeds 0, 1 and 2 (three
+processes, `--kinds random_capital,repeated_lie --seeds N`, their "results" lists joined) and shuffled words at
+seed 0 only, from an earlier run that did not measure the wrong capitals (NaN there; the page does not use them).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import threading
@@ -88,6 +94,14 @@ class NoiseResult:
     capitals_right: int  # countries whose top-1 next token starts the right capital
     losses: tuple[float, ...]  # per-step training loss
     seconds: float
+    # NaN where not measured (the shuffled-words runs saved before these were added)
+    p_lie: float = (
+        math.nan
+    )  # mean p of the country's fixed wrong capital (the repeated lie's; one wrong capital under noise)
+    lie_top1: int = 0  # countries whose top-1 next token starts that wrong capital
+    p_top_wrong: float = math.nan  # mean over countries of the largest p among the 39 wrong capitals
+    p_wrong_each: float = math.nan  # mean p of one wrong capital (the 39 wrong capitals' total / 39)
+    seed: int = 0
 
 
 def corrupt_document(doc: str, kind: str, rng: random.Random) -> str:
@@ -165,16 +179,58 @@ def _held_out_ids(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
         return torch.tensor([t for ids in _encoded_clean[key] for t in ids], dtype=torch.long)
 
 
-def capital_knowledge(model, tokenizer: PreTrainedTokenizerBase) -> tuple[float, int]:
-    """(mean p of the right capital's first token, countries where it is the top-1) over the 40 countries."""
-    total_p, right = 0.0, 0
+def lie_of(capital: str) -> str:
+    """The one wrong capital that "repeated_lie" always puts in place of `capital`."""
+    return _LIE[capital]
+
+
+@dataclass(frozen=True)
+class CapitalBeliefs:
+    """What a model puts after "The capital of X is", averaged over the 40 countries (first tokens: the 40
+    capitals' first tokens are 40 different tokens of the bundled tokenizer)."""
+
+    p_right: float  # mean p(the right capital)
+    right_top1: int  # countries where the right capital is the top-1 token
+    p_lie: float  # mean p(the country's repeated lie, `lie_of`)
+    lie_top1: int  # countries where the lie is the top-1 token
+    p_top_wrong: float  # mean over countries of max p over the 39 wrong capitals
+    p_wrong_each: float  # mean p of one wrong capital: the 39 wrong capitals' total p / 39
+
+
+@torch.inference_mode()
+def capital_beliefs(model, tokenizer: PreTrainedTokenizerBase) -> CapitalBeliefs:
+    """p of the right capital, of the repeated lie, and of the wrong capitals, for the 40 countries."""
+    first = {c.capital: tokenizer(" " + c.capital, add_special_tokens=False)["input_ids"][0] for c in COUNTRIES}
+    sums = dict(right=0.0, lie=0.0, top_wrong=0.0, wrong_each=0.0)
+    right_top1 = lie_top1 = 0
     for country in COUNTRIES:
         prompt = tokenizer(capital_prompt(country), add_special_tokens=False)["input_ids"]
-        answer = tokenizer(" " + country.capital, add_special_tokens=False)["input_ids"][0]
         logits = next_token_logits(model, prompt)
-        total_p += float(torch.softmax(logits, -1)[answer])
-        right += int(logits.argmax()) == answer
-    return total_p / len(COUNTRIES), right
+        probs = torch.softmax(logits.float(), -1)
+        answer, lie = first[country.capital], first[lie_of(country.capital)]
+        wrong = torch.tensor([t for c, t in first.items() if c != country.capital])
+        sums["right"] += float(probs[answer])
+        sums["lie"] += float(probs[lie])
+        sums["top_wrong"] += float(probs[wrong].max())
+        sums["wrong_each"] += float(probs[wrong].mean())
+        top = int(logits.argmax())
+        right_top1 += top == answer
+        lie_top1 += top == lie
+    n = len(COUNTRIES)
+    return CapitalBeliefs(
+        p_right=sums["right"] / n,
+        right_top1=right_top1,
+        p_lie=sums["lie"] / n,
+        lie_top1=lie_top1,
+        p_top_wrong=sums["top_wrong"] / n,
+        p_wrong_each=sums["wrong_each"] / n,
+    )
+
+
+def capital_knowledge(model, tokenizer: PreTrainedTokenizerBase) -> tuple[float, int]:
+    """(mean p of the right capital's first token, countries where it is the top-1) over the 40 countries."""
+    beliefs = capital_beliefs(model, tokenizer)
+    return beliefs.p_right, beliefs.right_top1
 
 
 def noise_run(
@@ -192,7 +248,7 @@ def noise_run(
     history = pretrain(model, ids, train_config, on_step=(lambda m, _model: on_step(m)) if on_step else None, stop=stop)
     if len(history) < train_config.steps:
         return None
-    p_correct, right = capital_knowledge(model, tokenizer)
+    beliefs = capital_beliefs(model, tokenizer)
     losses = tuple(round(m.loss, 4) for m in history)
     tail = losses[-20:]
     return NoiseResult(
@@ -201,10 +257,15 @@ def noise_run(
         steps=len(history),
         train_loss=sum(tail) / len(tail),
         clean_loss=clean_loss(model, tokenizer, config.block_size),
-        p_correct=p_correct,
-        capitals_right=right,
+        p_correct=beliefs.p_right,
+        capitals_right=beliefs.right_top1,
+        p_lie=beliefs.p_lie,
+        lie_top1=beliefs.lie_top1,
+        p_top_wrong=beliefs.p_top_wrong,
+        p_wrong_each=beliefs.p_wrong_each,
         losses=losses,
         seconds=time.perf_counter() - start,
+        seed=config.seed,
     )
 
 
@@ -233,36 +294,122 @@ def noise_experiment(
 
 
 def load_precomputed(path: Path = PRECOMPUTED) -> dict | None:
-    """The saved default view: {"config": ..., "results": {kind: [NoiseResult as dict, ...]}}."""
+    """The saved default view: {"config": ..., "levels": [...], "seeds": [...],
+    "results": {kind: [NoiseResult as dict (without its loss curve), one per seed and level]}}."""
     if not path.is_file():
         return None
     return json.loads(path.read_text())
 
 
 @dataclass(frozen=True)
+class SeedSpread:
+    """One metric of one kind at one noise level, over the saved seeds."""
+
+    noise: float
+    mean: float
+    low: float
+    high: float
+    n_seeds: int
+
+
+@dataclass(frozen=True)
 class SavedRuns:
-    """The precomputed runs (`python -m llmlab.dataquality`): every kind at a few noise levels."""
+    """The precomputed runs (`python -m llmlab.dataquality`): every kind at a few noise levels, a few seeds."""
 
     steps: int
-    results: dict[str, list[NoiseResult]]  # kind -> one result per noise level, in order
+    results: dict[str, list[NoiseResult]]  # kind -> every saved run of that kind (each seed, each level)
 
-    def nearest(self, kind: str, noise: float) -> tuple[NoiseResult, NoiseResult]:
-        """(the saved run nearest to `noise`, the clean run) of one kind."""
-        rows = self.results[kind]
+    def levels(self, kind: str) -> list[float]:
+        return sorted({r.noise for r in self.results[kind]})
+
+    def seeds(self, kind: str) -> list[int]:
+        return sorted({r.seed for r in self.results[kind]})
+
+    def spread(self, kind: str, metric: str) -> list[SeedSpread]:
+        """The metric (a NoiseResult field) at each level: mean, lowest and highest over the seeds."""
+        out = []
+        for noise in self.levels(kind):
+            values = [float(getattr(r, metric)) for r in self.results[kind] if r.noise == noise]
+            out.append(SeedSpread(noise, sum(values) / len(values), min(values), max(values), len(values)))
+        return out
+
+    def nearest_level(self, kind: str, noise: float) -> float:
+        return min(self.levels(kind), key=lambda x: abs(x - noise))
+
+    def nearest(self, kind: str, noise: float, seed: int = 0) -> tuple[NoiseResult, NoiseResult]:
+        """(the saved run of `seed` nearest to `noise`, the clean run of that seed) of one kind."""
+        rows = [r for r in self.results[kind] if r.seed == seed]
         return min(rows, key=lambda r: abs(r.noise - noise)), next(r for r in rows if r.noise == 0)
+
+
+def lie_overtakes(saved: SavedRuns) -> tuple[float, float] | None:
+    """(the last level where the truth still beats the repeated lie, the first where the lie wins), by the mean
+    over seeds of the "repeated_lie" runs; None if the lie never wins at the saved levels."""
+    right = saved.spread("repeated_lie", "p_correct")
+    lie = saved.spread("repeated_lie", "p_lie")
+    for i, (truth, lie_point) in enumerate(zip(right, lie, strict=True)):
+        if lie_point.mean > truth.mean:
+            return (right[i - 1].noise if i else 0.0), truth.noise
+    return None
+
+
+# (kind, metric, legend, colour index, dash): the beliefs chart's lines
+BELIEF_LINES = (
+    ("repeated_lie", "p_correct", "right capital · same lie repeated", 0, "solid"),
+    ("repeated_lie", "p_lie", "the repeated lie · same lie repeated", 3, "solid"),
+    ("random_capital", "p_correct", "right capital · random noise", 0, "dot"),
+    ("random_capital", "p_top_wrong", "most likely wrong capital · random noise", 1, "dot"),
+    ("random_capital", "p_wrong_each", "one wrong capital, on average · random noise", 5, "dot"),
+)
+
+
+def beliefs_figure(saved: SavedRuns, title: str, chosen_noise: float | None = None):
+    """The right capital against the wrong ones, both fact corruptions on one chart: the mean over the saved seeds,
+    with bars from the lowest to the highest seed."""
+    import plotly.graph_objects as go
+
+    from llmlab.plots import MUTED, SERIES_COLORS, legend_below, style
+
+    fig = go.Figure()
+    for kind, metric, name, color, dash in BELIEF_LINES:
+        if kind not in saved.results:
+            continue
+        points = saved.spread(kind, metric)
+        fig.add_scatter(
+            x=[100 * p.noise for p in points],
+            y=[p.mean for p in points],
+            mode="lines+markers",
+            name=name,
+            line={"color": SERIES_COLORS[color], "dash": dash},
+            error_y={
+                "type": "data",
+                "array": [p.high - p.mean for p in points],
+                "arrayminus": [p.mean - p.low for p in points],
+                "thickness": 1,
+                "width": 3,
+            },
+            hovertemplate="%{y:.3f} at %{x:.0f}% noise<extra>" + name + "</extra>",
+        )
+    if chosen_noise is not None:
+        fig.add_vline(x=100 * chosen_noise, line_dash="dash", line_color=MUTED)
+    fig.update_yaxes(range=[0, 1.0], tickformat=".0%")
+    fig = style(fig, title, "corrupted documents (% of the corpus)", "mean p(capital) after the prompt", height=400)
+    return legend_below(fig)
 
 
 def load_saved_runs(path: Path = PRECOMPUTED) -> SavedRuns | None:
     saved = load_precomputed(path)
     if saved is None:
         return None
-    results = {kind: [NoiseResult(**{**r, "losses": tuple(r["losses"] or ())}) for r in rows]
+    results = {kind: [NoiseResult(**{**r, "losses": tuple(r.get("losses") or ())}) for r in rows]
                for kind, rows in saved["results"].items()}  # fmt: skip
     return SavedRuns(saved["config"]["steps"], results)
 
 
 def main() -> None:
-    """Precompute every kind at a few noise levels (16 runs of 300 steps: about 15 minutes on 2 idle cores)."""
+    """Precompute every kind at a few noise levels and seeds (48 runs of 300 steps, ~25 s each on one idle core).
+
+    Seed by seed, so the file written after every run is a usable view as soon as seed 0 is done."""
     import argparse
 
     from llmlab.modeling import load_model
@@ -271,31 +418,36 @@ def main() -> None:
     parser.add_argument("--out", default=str(PRECOMPUTED))
     parser.add_argument("--steps", type=int, default=NoiseConfig.steps)
     parser.add_argument("--levels", default="0,0.05,0.15,0.3,0.5,0.7")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tokenizer = load_model("tiny-base", "cpu").tokenizer
     levels = [float(x) for x in args.levels.split(",")]
-    out: dict = {"config": None, "levels": levels, "results": {}}
-    clean_run = None  # noise 0 is the same run for every kind
-    for kind in KINDS:
-        config = NoiseConfig(kind=kind, steps=args.steps)
-        out["config"] = {k: v for k, v in asdict(config).items() if k != "kind"}
-        results = []
-        for noise in levels:
-            if noise == 0 and clean_run is not None:
-                result = NoiseResult(**{**asdict(clean_run), "kind": kind})
-            else:
-                result = noise_run(tokenizer, noise, config)
-                clean_run = clean_run or (result if noise == 0 else None)
-            print(
-                f"{kind:15s} noise {noise:4.2f}: clean loss {result.clean_loss:.3f}, p(right capital) "
-                f"{result.p_correct:.3f}, {result.capitals_right}/40 right, {result.seconds:.0f} s",
-                flush=True,
-            )
-            results.append({k: v for k, v in asdict(result).items() if k != "losses"})  # curves: not shown
-        out["results"][kind] = results
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    seeds = [int(x) for x in args.seeds.split(",")]
+    kinds = args.kinds.split(",")
+    out: dict = {"config": None, "levels": levels, "seeds": seeds, "results": {kind: [] for kind in kinds}}
+    for seed in seeds:
+        clean_run = None  # noise 0 is the same run for every kind
+        for kind in kinds:
+            config = NoiseConfig(kind=kind, steps=args.steps, seed=seed)
+            out["config"] = {k: v for k, v in asdict(config).items() if k not in ("kind", "seed")}
+            for noise in levels:
+                if noise == 0 and clean_run is not None:
+                    result = NoiseResult(**{**asdict(clean_run), "kind": kind})
+                else:
+                    result = noise_run(tokenizer, noise, config)
+                    clean_run = clean_run or (result if noise == 0 else None)
+                print(
+                    f"seed {seed} {kind:15s} noise {noise:4.2f}: clean loss {result.clean_loss:.3f}, "
+                    f"p(right) {result.p_correct:.3f} ({result.capitals_right}/40 top-1), p(lie) {result.p_lie:.3f} "
+                    f"({result.lie_top1}/40), p(top wrong) {result.p_top_wrong:.3f}, p(one wrong) "
+                    f"{result.p_wrong_each:.4f}, {result.seconds:.0f} s",
+                    flush=True,
+                )
+                out["results"][kind].append({k: v for k, v in asdict(result).items() if k != "losses"})
+                Path(args.out).write_text(json.dumps(out, indent=1))
     print(f"saved {args.out}")
 
 

@@ -5,7 +5,6 @@ tests; the `session` fixture gives each AppTest run the session id the test choo
 play two browser tabs.
 """
 
-import json
 import threading
 import time
 
@@ -194,17 +193,29 @@ def test_timeline_slider_shows_that_step(session):
 
 
 def test_data_quality_shows_the_precomputed_view_at_once(session):
+    from llmlab import dataquality
+
     at = open_page()
     loss = chart(at, "pt_dq_loss")
     p = chart(at, "pt_dq_p")
-    saved = json.loads((ROOT / "models" / "tiny-base" / "data_quality.json").read_text())
-    rows = saved["results"]["random_capital"]
-    assert array(loss["data"][0]["x"]) == pytest.approx([100 * r["noise"] for r in rows])
-    assert array(loss["data"][0]["y"]) == pytest.approx([r["clean_loss"] for r in rows])
-    assert array(p["data"][0]["y"]) == pytest.approx([r["p_correct"] for r in rows])
+    saved = dataquality.load_saved_runs()
+    losses = saved.spread("random_capital", "clean_loss")
+    assert array(loss["data"][0]["x"]) == pytest.approx([100 * r.noise for r in losses])
+    assert array(loss["data"][0]["y"]) == pytest.approx([r.mean for r in losses])  # the mean over the saved seeds
+    assert array(loss["data"][0]["error_y"]["array"]) == pytest.approx([r.high - r.mean for r in losses])
+    assert array(p["data"][0]["y"]) == pytest.approx([r.mean for r in saved.spread("random_capital", "p_correct")])
+    beliefs = chart(at, "pt_dq_beliefs")  # both fact corruptions, whatever the selectbox says
+    lines = {t["name"]: array(t["y"]) for t in beliefs["data"]}
+    assert lines["the repeated lie · same lie repeated"] == pytest.approx(
+        [r.mean for r in saved.spread("repeated_lie", "p_lie")]
+    )
+    assert lines["most likely wrong capital · random noise"] == pytest.approx(
+        [r.mean for r in saved.spread("random_capital", "p_top_wrong")]
+    )
+    assert "At 30% corrupted documents" in texts(at) and "the repeated lie is" in texts(at)
     at.selectbox(key="pt_dq_kind").set_value("shuffled_words").run()
-    rows = saved["results"]["shuffled_words"]
-    assert array(chart(at, "pt_dq_loss")["data"][0]["y"]) == pytest.approx([r["clean_loss"] for r in rows])
+    shuffled = saved.spread("shuffled_words", "clean_loss")
+    assert array(chart(at, "pt_dq_loss")["data"][0]["y"]) == pytest.approx([r.mean for r in shuffled])
 
 
 def test_chinchilla_numbers_match_the_formula(session):

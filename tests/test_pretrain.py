@@ -28,6 +28,7 @@ from llmlab.pretrain import (
     top1_since,
 )
 
+LIES = ("repeated_lie", "random_capital")
 SMALL = TinyGPTConfig(n_embd=64, n_layer=2, n_head=2, n_positions=64)  # for the slower experiments
 
 
@@ -178,13 +179,60 @@ def test_noise_experiment_stops_when_asked(tokenizer):
     assert results == []
 
 
-def test_precomputed_results_cover_every_kind_and_level():
+def test_precomputed_results_cover_every_kind_level_and_seed():
     saved = dataquality.load_precomputed()
     assert saved is not None, "run: python -m llmlab.dataquality"
     assert set(saved["results"]) == set(dataquality.KINDS)
-    for rows in saved["results"].values():
-        assert [r["noise"] for r in rows] == saved["levels"]
+    for kind, rows in saved["results"].items():
+        seeds = sorted({r.get("seed", 0) for r in rows})
+        for seed in seeds:
+            assert [r["noise"] for r in rows if r.get("seed", 0) == seed] == saved["levels"]
         assert all(0 <= r["p_correct"] <= 1 and r["clean_loss"] > 0 for r in rows)
+        if kind != "shuffled_words":  # the two fact corruptions: several seeds, the wrong capitals measured
+            assert len(seeds) >= 3
+            assert all(0 <= r["p_wrong_each"] <= r["p_top_wrong"] <= 1 and 0 <= r["p_lie"] <= 1 for r in rows)
+
+
+def test_the_lie_is_one_fixed_wrong_capital_per_country():
+    capitals = [c.capital for c in COUNTRIES]
+    lies = [dataquality.lie_of(c) for c in capitals]
+    assert sorted(lies) == sorted(capitals) and all(lie != c for lie, c in zip(lies, capitals, strict=True))
+
+
+def test_capital_beliefs_on_the_bundled_base_model(tiny_base):
+    """tiny-base was trained on clean facts: the right capital leads, the lie is one unremarkable wrong capital."""
+    beliefs = dataquality.capital_beliefs(tiny_base.model, tiny_base.tokenizer)
+    assert beliefs.p_right > 0.5 and beliefs.right_top1 >= 35
+    assert beliefs.lie_top1 == 0 and beliefs.p_lie < 0.05
+    assert beliefs.p_wrong_each <= beliefs.p_top_wrong < beliefs.p_right
+    assert dataquality.capital_knowledge(tiny_base.model, tiny_base.tokenizer) == (beliefs.p_right, beliefs.right_top1)
+
+
+@pytest.mark.slow
+def test_a_repeated_lie_is_learned_where_random_noise_is_outvoted(tokenizer):
+    """The card's "frequency wins", on freshly pre-trained models at the tab's defaults (300 steps, seed 0; ~25 s
+    each on 2 cores): with half the documents corrupted, the same wrong capital every time takes as large a share
+    of the probability as the truth, while random wrong capitals at the same rate stay far below it, the likeliest
+    of them included. (150 steps were too few: no capital was learned at all.)"""
+    runs = {kind: dataquality.noise_run(tokenizer, 0.5, dataquality.NoiseConfig(kind=kind)) for kind in LIES}
+    lie, noise = runs["repeated_lie"], runs["random_capital"]
+    assert lie.p_lie > 3 * noise.p_top_wrong and lie.p_lie > 8 * noise.p_wrong_each
+    assert lie.p_lie > 0.5 * lie.p_correct  # about as likely as the truth: each is in half the documents
+    assert lie.lie_top1 >= 10  # and the top-1 answer for many countries
+    assert noise.lie_top1 <= 2  # under noise the "lie" capital is just one wrong capital among 39
+
+
+def test_saved_runs_spread_over_seeds_and_the_lie_overtakes_the_truth():
+    saved = dataquality.load_saved_runs()
+    assert saved is not None and saved.steps == 300
+    points = saved.spread("repeated_lie", "p_lie")
+    assert [p.noise for p in points] == saved.levels("repeated_lie")
+    assert all(p.low <= p.mean <= p.high and p.n_seeds == len(saved.seeds("repeated_lie")) for p in points)
+    crossing = dataquality.lie_overtakes(saved)
+    assert crossing is not None and 0.3 <= crossing[1] <= 0.7
+    fig = dataquality.beliefs_figure(saved, "title", 0.3).to_plotly_json()
+    assert [t["name"] for t in fig["data"]] == [line[2] for line in dataquality.BELIEF_LINES]
+    assert fig["layout"]["xaxis"]["title"]["text"] and fig["layout"]["yaxis"]["title"]["text"]
 
 
 def test_leader_lines_and_top1_since_follow_the_probes():
@@ -213,4 +261,4 @@ def test_saved_noise_runs_load_typed_and_find_the_nearest_level():
     assert saved is not None and saved.steps == 300
     nearest, clean = saved.nearest("repeated_lie", 0.27)
     assert nearest.noise == 0.3 and clean.noise == 0.0 and nearest.kind == "repeated_lie"
-    assert isinstance(nearest, dataquality.NoiseResult) and len(nearest.losses) == nearest.steps
+    assert isinstance(nearest, dataquality.NoiseResult) and nearest.seed == 0 and nearest.steps == 300
