@@ -182,21 +182,20 @@ def secretly_a_reward_model(start: LoadedModel) -> None:
         "never builds r, but reading that line backwards gives one: the **implicit reward** β·(log π − log π_ref). "
         "Here it is set against the reward model RLHF trains explicitly (trl's RewardTrainer on the same "
         "training pairs), on answers neither was trained on: fresh pairs on the training questions and pairs on "
-        "the 24 unseen questions. β·log Z(x) is one constant per question: it cancels inside a pair, so the fair "
+        "the unseen questions (in no training pair). β·log Z(x) is one constant per question: it cancels inside a pair, so the fair "
         "test is the **pairwise agreement** (do both pick the same answer?)."
     )
-    form = SettingsForm(ImplicitSettings, "dpo_ir_")
     job = current_job(LIVE_JOB)
-    live_done = job is not None and not job.running and job.result is not None
-    if live_done:
+    policy = BUNDLED
+    if job is not None and not job.running and job.result is not None:
+        # The choice exists (and goes into the URL) only once the session has a finished live run to choose.
+        form = SettingsForm(ImplicitSettings, "dpo_ir_")
         form.widget("policy", horizontal=True)
-    settings = form.done()
-    if settings.policy == LIVE and live_done:
+        policy = form.done().policy
+    if policy == LIVE:
         report = live_report(start, job)
         who = f"your Live DPO run (β = {report.beta:g}, {job.result.run.steps_done} steps)"
     else:
-        if settings.policy == LIVE:
-            st.caption("No finished Live DPO run in this session: showing the bundled tiny-dpo.")
         report = bundled_report(start.device)
         who = f"{DPO_MODEL} (tiny-sft after 50 DPO steps with the chosen answers' NLL, β = {report.beta:g})"
     st.caption(f"π = {who}; π_ref = {START_MODEL}; reward model: the bundled one (unbiased pairs).")
