@@ -6,6 +6,10 @@
 - trl's share: building an SFTTrainer on one generation's data (dataset preparation included), per generation.
 - The effect the tab shows: distinct-2, entropy and right facts, generation 0 -> last, self only vs mixed.
 
+One torch thread: on the shared 2-core machine (load 5-12 from other processes) two threads made one generation's
+sampling 28-54 s instead of 2 s and its 30 steps 30 s instead of 4.3 s (measured 2026-12-06); one thread is also
+what a tiny model's batches use well. `LLMLAB_BENCH_THREADS=2` measures the server's setting instead.
+
     python -m bench --only bench_collapse --no-write
 """
 
@@ -48,7 +52,8 @@ def trainer_setup_s(loaded, result: collapse.CollapseResult) -> float:
 
 
 def run() -> list[Row]:
-    torch.set_num_threads(2)
+    threads = int(os.environ.get("LLMLAB_BENCH_THREADS", "1"))
+    torch.set_num_threads(threads)
     loaded = load_model("tiny-sft", "cpu")
     cfg = CollapseConfig()
     start, cpu = time.perf_counter(), time.process_time()
@@ -58,7 +63,7 @@ def run() -> list[Row]:
     rows = [
         Row(
             f"model collapse default run (T={cfg.temperature:g}, {cfg.generations} generations x 2 runs, "
-            f"{cfg.prompts} prompts x {cfg.answers_per_prompt} answers, {cfg.max_steps} steps each)",
+            f"{cfg.prompts} prompts x {cfg.answers_per_prompt} answers, {cfg.max_steps} steps each, {threads} torch thread)",
             "<= 60 s",
             f"{wall:.1f} s wall, {cpu:.1f} s CPU",
             f"load avg {os.getloadavg()[0]:.1f}",

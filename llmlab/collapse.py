@@ -32,8 +32,9 @@ run; seeds 0, 1, 2):
   and the model's own mistakes are trained in: right facts 94-97% -> 76-81% self only, 84-89% mixed.
 
 Training is trl's SFTTrainer through `llmlab.sft.make_trainer`, as everywhere on the SFT page: building a trainer
-(dataset preparation included) costs well under a second a generation (bench/bench_collapse.py), small beside the
-sampling and the 30 steps, so no lighter path is needed.
+(dataset preparation included) costs 0.13-0.22 s of a ~6 s generation (sampling ~2 s, the 30 steps ~4 s; one torch
+thread, bench/bench_collapse.py), so no lighter path is needed. The default run: 36 s wall, 24 s CPU at load 4 on
+the shared 2-core machine.
 
     result = run_collapse(loaded, CollapseConfig())
     [g.distinct_2 for g in result.runs["self only"]]     # generation 0, 1, 2, 3: falls
