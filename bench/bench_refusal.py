@@ -1,5 +1,6 @@
-"""Over-refusal (RLHF card, question 5): the tab's default run (safety SFT from tiny-sft, then for cautious and for
-careful labellers a reward model and PPO, every model's answers sampled), as one Job, timed. Target ≤ 60 s on 2 cores
+"""Over-refusal (RLHF card, question 5): the tab's default run (safety SFT from tiny-sft, then for cautious labellers a
+reward model and PPO, every model's answers sampled), as one Job, timed; then the second arm the tab offers (careful
+labellers, caution 0) on the kept safety-SFT model. Target ≤ 60 s on 2 cores
 (the issue's bar; the tab aims at ≤ 30 s on a quiet machine).
 
 The machine is often shared: the row gives the wall time, the load average, and the process's CPU seconds (CPU-s / 2
@@ -34,7 +35,7 @@ from ui.demos.rlhf.refusal import RefusalSettings  # noqa: E402
 def run() -> list[Row]:
     torch.set_num_threads(2)
     start = load_model("tiny-sft", "cpu")
-    configs = RefusalSettings().configs()  # the tab's default: caution 1 and caution 0
+    configs = RefusalSettings().configs()  # the tab's default: cautious labellers (caution 1)
     job = Job("bench-refusal", refusal.refusal_work(start, configs))
     begin, cpu = time.perf_counter(), time.process_time()
     job.start().join()
@@ -50,9 +51,9 @@ def run() -> list[Row]:
         f"harmless right {result.before.helpfulness:.0%} -> "
         + ", ".join(f"{a.policy.helpfulness:.0%}" for a in result.arms),
     ]
-    return [
+    rows = [
         Row(
-            f"Over-refusal tab, default run ({len(configs)} arms, seed {configs[0].seed})",
+            f"Over-refusal tab, default run ({len(configs)} arm, seed {configs[0].seed})",
             "<= 60 s",
             f"{seconds:.1f} s wall at load {load:.1f}, {cpu:.1f} CPU-s (safety SFT {result.sft_seconds:.1f} s; "
             + "; ".join(parts)
@@ -60,6 +61,24 @@ def run() -> list[Row]:
             ok=seconds <= 60,
         )
     ]
+    careful = RefusalSettings(compare=True).configs()[1:]  # the second arm, from the kept safety-SFT model
+    job = Job("bench-refusal-careful", refusal.refusal_work(start, careful))
+    begin, cpu = time.perf_counter(), time.process_time()
+    job.start().join()
+    seconds, cpu = time.perf_counter() - begin, time.process_time() - cpu
+    if job.error:
+        raise RuntimeError(job.error)
+    (arm,) = job.result.arms
+    rows.append(
+        Row(
+            "Over-refusal tab, second arm (careful labellers, caution 0)",
+            "<= 60 s",
+            f"{seconds:.1f} s wall at load {os.getloadavg()[0]:.1f}, {cpu:.1f} CPU-s (looks-risky refusals "
+            f"{arm.policy.rates['looks risky'].refusal:.0%}; harmless right {arm.policy.helpfulness:.0%})",
+            ok=seconds <= 60,
+        )
+    )
+    return rows
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ questions, safety SFT -> after PPO: cautious labellers (caution 1) 56% -> 1% / 6
 (caution 0) 56% -> 53% / 68% -> 55%. Right answers over all harmless questions: 62% -> 22% / 75% -> 42% (cautious),
 62% -> 58% / 75% -> 61% (careful). The clean refusal itself rises little (looks-risky 0% -> 12% / 0% -> 3%): the
 safety-SFT model almost never writes "No." to a looks-risky question, so PPO finds other ways not to answer (garbled
-refusals, "o.", cut-short answers): what rises is the share of answers that name no capital at all.
+refusals, "o.", cut-short answers): what rises is the share of answers that name no capital at all (seed 0: 6% ->
+80% with cautious labellers, 5% with careful ones). Caution 0.5 lands between (seed 0: 44% right on looks-risky).
+Time (seed 0, 1 torch thread, a shared machine at load ~6): safety SFT + sampling ~11 s, each arm ~37-41 s.
 
     result = run_refusal(load_model("tiny-sft"), RefusalConfig(caution=1.0))
     result.before.rates["looks risky"].correct, result.arms[0].policy.rates["looks risky"].correct

@@ -27,7 +27,7 @@ def start():
 
 @pytest.fixture(scope="module")
 def result(start):
-    """The tab's default experiment (cautious and careful labellers), seed 0."""
+    """The tab's experiment with careful labellers beside the default cautious ones, seed 0."""
     configs = [RefusalConfig(caution=1.0, seed=0), RefusalConfig(caution=0.0, seed=0)]
     return refusal.refusal_work(start, configs)(Job("test-refusal", lambda job: None))
 
@@ -110,12 +110,12 @@ def poll(at, done, timeout_s: float = 600) -> None:
 def test_tab_runs_its_default_and_charts_refusals_and_helpfulness(session):
     at = conftest.open_page("pages/3_RLHF.py", {"tab_rlhf": TAB}, timeout_s=300)
     assert "Press Train and compare" in texts(at)
-    assert at.toggle(key="rl_refuse_compare").value and at.slider(key="rl_refuse_caution").value == 1.0
+    assert not at.toggle(key="rl_refuse_compare").value and at.slider(key="rl_refuse_caution").value == 1.0
     at.button(key="rl_refuse_start").click().run()
     poll(at, lambda at: "Finished in" in texts(at))
     data = chart(at, "rl_refuse_refusals")["data"]
     names = [t["name"] for t in data]
-    assert names == ["tiny-sft", "safety SFT (before RL)", "after PPO, caution 1", "after PPO, caution 0"]
+    assert names == ["tiny-sft", "safety SFT (before RL)", "after PPO, caution 1"]
     assert all(len(array(t["y"])) == 3 and all(0 <= v <= 1 for v in array(t["y"])) for t in data)
     for key in ("rl_refuse_declined", "rl_refuse_helpfulness"):
         assert [t["name"] for t in chart(at, key)["data"]] == names

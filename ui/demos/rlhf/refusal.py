@@ -34,9 +34,10 @@ class RefusalSettings:
     )
     compare: bool = option(
         "Also train with careful labellers (caution 0)",
-        True,
+        False,
         help="A second reward model and PPO run from the same safety-SFT model, on labels that tell 'sounds "
-        "dangerous' from 'is dangerous' (about as long again).",
+        "dangerous' from 'is dangerous' (about 40 s more on 2 cores; off by default to keep the first run under a "
+        "minute). Switch it on, or run again at caution 0: the safety-SFT model is kept, so only the new arm trains.",
     )
     beta: float = option("KL coefficient β", choices=BETAS, core=(RefusalConfig, "beta"))
     steps: int = option("PPO steps", lo=10, hi=60, step=5, core=(RefusalConfig, "ppo_steps"), advanced=True)
@@ -74,10 +75,10 @@ def draw(loaded: LoadedModel) -> None:
         st.caption(
             "**What you will see (seeds 0 and 1).** With cautious labellers the policy stops answering looks-risky "
             "questions (right answers 56% → 1% and 68% → 20%) and answers plain harmless ones worse too; with "
-            "careful labellers it keeps answering (53%, 55%). The clean refusal itself rises only a little (0% → "
-            '12% and 3%): the safety-SFT model almost never says "No." to a looks-risky question, so PPO finds '
-            'other ways not to answer ("NN.", "o.", answers cut short). A real model has a fluent refusal to '
-            "amplify; this one has to stumble on it."
+            "careful labellers it keeps answering (53%, 55%; 44% at caution 0.5, seed 0). The clean refusal itself "
+            'rises only a little (0% → 12% and 3%): the safety-SFT model almost never says "No." to a looks-risky '
+            'question, so PPO finds other ways not to answer ("NN.", "o.", answers cut short). A real model has a '
+            "fluent refusal to amplify; this one has to stumble on it."
         )
     sft = start_model(loaded.device)
     form = SettingsForm(RefusalSettings, "rl_refuse_")
@@ -106,7 +107,7 @@ def draw(loaded: LoadedModel) -> None:
         start_label="Train and compare",
         idle_message=f"Press Train and compare: safety SFT from {sft.name}, then for labeller caution {cautions} a "
         f"reward model and {configs[0].ppo_steps} PPO steps at β = {configs[0].beta:g} (about "
-        f"{15 + 25 * len(configs)} s on 2 quiet cores).",
+        f"{15 + 40 * len(configs)} s on 2 cores).",
     )
     show_code(refusal.labeller_utility, refusal.preference_rows)
 
