@@ -33,7 +33,10 @@ from ui.demos.rlhf.refusal import RefusalSettings  # noqa: E402
 
 
 def run() -> list[Row]:
-    torch.set_num_threads(2)
+    # 2 threads as on the 2-core server; LLMLAB_BENCH_THREADS=1 on a shared machine, where a 2-thread OpenMP run
+    # waits at every barrier for a descheduled thread (measured at load 4: 408 CPU-s and not done after 7 minutes,
+    # against ~53 s for both arms on 1 thread)
+    torch.set_num_threads(int(os.environ.get("LLMLAB_BENCH_THREADS", "2")))
     start = load_model("tiny-sft", "cpu")
     configs = RefusalSettings().configs()  # the tab's default: cautious labellers (caution 1)
     job = Job("bench-refusal", refusal.refusal_work(start, configs))
