@@ -1,10 +1,11 @@
-"""Supervised fine-tuning: the card beside five demos, one tab each (ui/demos/sft/; compute in llmlab/sft.py).
+"""Supervised fine-tuning: the card beside six demos, one tab each (ui/demos/sft/; compute in llmlab/sft.py).
 
 1. Loss mask: trl's own mask on one pair as token chips, the per-token loss, response only vs every token.
 2. Live SFT: SFTTrainer on a copy of the model in a background job; held-out answers before and after.
 3. Quality vs quantity: a few polished pairs vs many mediocre ones, same steps.
 4. LoRA vs full: peft adapters vs every weight; trainable parameters, time, result.
 5. Style, not knowledge: confidently wrong capitals in the data become the likely answer; the format spreads.
+6. Model collapse: fine-tuned on its own answers, generation after generation; with and without real data.
 
     streamlit run app.py   # then "2 · Supervised fine-tuning" in the sidebar
 """
@@ -25,5 +26,6 @@ with lesson_layout("sft"):  # the card is on screen; the demo fills in once the 
             Tab("Quality vs quantity", "ui.demos.sft.quality"),
             Tab("LoRA vs full", "ui.demos.sft.lora"),
             Tab("Style, not knowledge", "ui.demos.sft.wrong_facts"),
+            Tab("Model collapse", "ui.demos.sft.collapse"),
         ],
     )

@@ -9,7 +9,13 @@ llmlab/reward.py and llmlab/rlhf.py, preference data in llmlab/preferences.py).
 4. PPO (llmlab/ppo.py: critic, GAE, clip), RLOO and GRPO side by side: reward vs KL, time, memory, advantages.
 5. Over-optimisation: best-of-n (no training) and the session's RL runs, proxy and true reward against √KL,
    with Gao et al.'s fits and the peak.
-6. Vote as a room: attendees judge answer pairs; the presenter trains on their votes.
+6. SFT or RLHF? (small budget): the same N preference pairs teach SFT (chosen answers) and RLHF (reward model + PPO);
+   both answer unseen questions (llmlab/rlhf_budget.py).
+7. Stacked bias: labellers' -> reward model's -> policy's preference for the longer answer on one scale
+   (llmlab/amplification.py).
+8. Over-refusal: labellers who prefer a refusal whenever a question looks risky -> reward model -> PPO; refusal rate
+   per kind of question and right answers before and after (llmlab/refusal.py).
+9. Vote as a room: attendees judge answer pairs; the presenter trains on their votes.
 
     streamlit run app.py   # then "3 · RLHF"; settings round-trip: ?rl_sweep_beta=0.1&rl_online_kl=0.05
 """
@@ -30,6 +36,9 @@ with lesson_layout("rlhf"):  # the card is on screen; the demo fills in once the
             Tab("3 · Online RL (live)", "ui.demos.rlhf.online_rl"),
             Tab("4 · PPO, RLOO, GRPO", "ui.demos.rlhf.algorithms"),
             Tab("5 · Over-optimisation (best-of-n)", "ui.demos.rlhf.overopt"),
+            Tab("SFT or RLHF? (small budget)", "ui.demos.rlhf.budget"),
+            Tab("Stacked bias", "ui.demos.rlhf.amplification"),
+            Tab("Over-refusal", "ui.demos.rlhf.refusal"),
             Tab("Vote as a room", "ui.demos.rlhf.vote"),
         ],
         above="ui.demos.rlhf.pipeline",

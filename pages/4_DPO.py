@@ -1,4 +1,4 @@
-"""DPO: the card beside seven demos, one tab each (ui/demos/dpo/), all on a real tiny model with trl's DPOTrainer;
+"""DPO: the card beside eight demos, one tab each (ui/demos/dpo/), all on a real tiny model with trl's DPOTrainer;
 compute in llmlab/dpo.py (the loss, trl runs), llmlab/policy_eval.py (scoring) and llmlab/dpo_experiments.py.
 
 1. The loss: −log σ(β·margin) and its gradient weight σ(−β·margin) for several β; the implicit reward
@@ -8,7 +8,8 @@ compute in llmlab/dpo.py (the loss, trl runs), llmlab/policy_eval.py (scoring) a
 4. DPO vs RLHF: reward against KL on one chart, with wall time and models in memory.
 5. Offline limit: DPO on capital questions only, scored on every kind of question.
 6. Single annotator: a labeller who always prefers the longer answer vs one who prefers the right answer.
-7. Vote as a room (ui/demos/crowd.py): the RLHF page's crowd votes; DPO on everyone's or one voter's.
+7. Beyond pairs: KTO: trl's KTOTrainer on single thumbs-up/down answers next to DPO on the same verdicts as pairs.
+8. Vote as a room (ui/demos/crowd.py): the RLHF page's crowd votes; DPO on everyone's or one voter's.
 
     streamlit run app.py   # then "4 · DPO" in the sidebar
     # settings round-trip through the URL: ?dpo_beta=0.1&dpo_steps=50&dpo_lr=0.0002
@@ -32,6 +33,7 @@ with lesson_layout("dpo"):  # the card is on screen; the demo fills in once the 
             Tab("DPO vs RLHF", "ui.demos.dpo.frontier"),
             Tab("Offline limit", "ui.demos.dpo.offline"),
             Tab("Single annotator", "ui.demos.dpo.annotator"),
+            Tab("Beyond pairs: KTO", "ui.demos.dpo.kto"),
             Tab("Vote as a room", "ui.demos.dpo.vote"),  # one vote store and voter id with the RLHF page's tab
         ],
         above="ui.demos.dpo.start",  # what every demo trains

@@ -8,7 +8,7 @@ drawn, yet their values (from the URL) stay in force and reappear when presenter
 
 import pytest
 
-from llmlab import dataquality, dpo, ppo, reward, rl_algorithms, rlhf, sft
+from llmlab import collapse, dataquality, dpo, kto, ppo, refusal, reward, rl_algorithms, rlhf, rlhf_budget, sft
 from llmlab.pretrain import PretrainConfig
 from tests.conftest import browser_control, has_chart, instant, open_page, texts
 from ui.settings import KEPT, to_url
@@ -16,7 +16,13 @@ from ui.settings import KEPT, to_url
 SFT, RLHF, DPO, PRETRAINING = "pages/2_SFT.py", "pages/3_RLHF.py", "pages/4_DPO.py", "pages/1_Pretraining.py"
 PREFIXES = {SFT: "sft_", RLHF: "rl_", DPO: "dpo_", PRETRAINING: "pt_"}
 # The vote tab's settings: drawn for the presenter only (the training part), tested in tests/test_page_crowd.py.
-CROWD_KEYS = {"rl_crowd_rm_steps", "rl_crowd_dpo_steps", "dpo_crowd_rm_steps", "dpo_crowd_dpo_steps"}
+CROWD_KEYS = {
+    "rl_crowd_rm_steps",
+    "rl_crowd_dpo_steps",
+    "dpo_crowd_rm_steps",
+    "dpo_crowd_dpo_steps",
+    "dpo_crowd_kto_steps",
+}
 FIRST = "the first option"  # an expected value: the widget's first option
 WIDGET_KINDS = ("slider", "select_slider", "selectbox", "radio", "toggle", "number_input", "multiselect")
 RM_UNBIASED, RM_BIASED = "reward model trained on unbiased pairs", "reward model trained on biased pairs (longer wins)"
@@ -25,6 +31,12 @@ RUN, QUALITY, LORA, WRONG = sft.SFTRunConfig(), sft.QualityConfig(), sft.LoraCom
 RM, RL, RLOO, DPO_RUN = reward.RewardRunConfig(), ppo.PPOConfig(), rlhf.RLRunConfig(), dpo.DPOSettings()
 COMPARISON = rl_algorithms.Comparison()
 PRE, NOISE = PretrainConfig(), dataquality.NoiseConfig()
+COLLAPSE, BUDGET, REFUSAL, KTO = (
+    collapse.CollapseConfig(),
+    rlhf_budget.BudgetConfig(),
+    refusal.RefusalConfig(),
+    kto.KTOSettings(),
+)
 DEFAULTS = {
     PRETRAINING: {
         "pt_temperature": 1.0,
@@ -57,6 +69,14 @@ DEFAULTS = {
         "sft_lora_steps": LORA.max_steps,
         "sft_lora_lr": LORA.lora_learning_rate,
         "sft_wrong_steps": WRONG.max_steps,
+        "sft_q_seed": 0,
+        "sft_wrong_side_by_side": WRONG.side_by_side,
+        "sft_wrong_freeze": WRONG.freeze_embeddings,
+        "sft_mc_temperature": COLLAPSE.temperature,
+        "sft_mc_generations": COLLAPSE.generations,
+        "sft_mc_real": COLLAPSE.real_fraction,
+        "sft_mc_steps": COLLAPSE.max_steps,
+        "sft_mc_seed": COLLAPSE.seed,
     },
     RLHF: {
         "rl_rm_biased": False,
@@ -81,6 +101,17 @@ DEFAULTS = {
         "rl_algos_steps": COMPARISON.steps,
         "rl_overopt_reward": RM_UNBIASED,
         "rl_overopt_questions": 24,
+        "rl_budget_pairs": BUDGET.pairs,
+        "rl_budget_also": [],
+        "rl_budget_seed": 0,
+        "rl_amp_reward": RM_BIASED,
+        "rl_amp_betas": [0.0, 1.0],
+        "rl_amp_steps": 25,
+        "rl_refuse_caution": REFUSAL.caution,
+        "rl_refuse_compare": False,
+        "rl_refuse_beta": REFUSAL.beta,
+        "rl_refuse_steps": REFUSAL.ppo_steps,
+        "rl_refuse_seed": 0,
     },
     DPO: {
         "dpo_loss_beta": 0.1,
@@ -97,6 +128,11 @@ DEFAULTS = {
         "dpo_rlhf_betas": [0.01, 0.1, 1.0],
         "dpo_rlhf_steps": RLOO.max_steps,
         "dpo_cover_kinds": ["capital"],
+        "dpo_kto_steps": KTO.steps,
+        "dpo_kto_beta": KTO.beta,
+        "dpo_kto_lr": KTO.learning_rate,
+        "dpo_kto_seed": 0,
+        "dpo_kto_nll": DPO_RUN.chosen_nll,
     },
 }
 # A link with a valid, non-default value for every setting (URL values are text).
@@ -132,6 +168,14 @@ SHARED = {
         "sft_lora_steps": "20",
         "sft_lora_lr": "0.001",
         "sft_wrong_steps": "40",
+        "sft_q_seed": "3",
+        "sft_wrong_side_by_side": "0",
+        "sft_wrong_freeze": "0",
+        "sft_mc_temperature": "1",
+        "sft_mc_generations": "4",
+        "sft_mc_real": "0.3",
+        "sft_mc_steps": "40",
+        "sft_mc_seed": "2",
     },
     RLHF: {
         "rl_rm_biased": "1",
@@ -156,6 +200,17 @@ SHARED = {
         "rl_algos_steps": "10",
         "rl_overopt_reward": RM_BIASED,
         "rl_overopt_questions": "12",
+        "rl_budget_pairs": "128",
+        "rl_budget_also": "32,256",
+        "rl_budget_seed": "1",
+        "rl_amp_reward": RM_UNBIASED,
+        "rl_amp_betas": "0.1",
+        "rl_amp_steps": "30",
+        "rl_refuse_caution": "0.5",
+        "rl_refuse_compare": "1",
+        "rl_refuse_beta": "1",
+        "rl_refuse_steps": "30",
+        "rl_refuse_seed": "2",
     },
     DPO: {
         "dpo_loss_beta": "2",
@@ -172,6 +227,11 @@ SHARED = {
         "dpo_rlhf_betas": "0.05",
         "dpo_rlhf_steps": "20",
         "dpo_cover_kinds": "language,continent",
+        "dpo_kto_steps": "30",
+        "dpo_kto_beta": "0.5",
+        "dpo_kto_lr": "0.001",
+        "dpo_kto_seed": "1",
+        "dpo_kto_nll": "0",
     },
 }
 # Garbage and out-of-range values: (URL text, the value the widget must show instead).
