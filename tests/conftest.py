@@ -20,6 +20,10 @@ sys.path.insert(0, str(ROOT))
 from llmlab.threadenv import set_thread_env  # noqa: E402
 
 set_thread_env()  # before torch loads
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One torch thread per xdist worker: two workers of two threads each on two cores left OpenMP threads waiting
+    # for descheduled partners (the suite ran 14 min instead of ~9; training under load stalled up to 10x).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 from streamlit import config as streamlit_config  # noqa: E402
