@@ -165,5 +165,9 @@ def load_model(name: str, device: str | None = None) -> LoadedModel:
 def trainable_copy(loaded: LoadedModel) -> PreTrainedModel:
     """A private, trainable deep copy of a shared loaded model (the shared one stays untouched)."""
     model = copy.deepcopy(loaded.model)
+    # A model that went through a Trainer keeps accelerate's wrapped `forward` as an instance attribute: a closure
+    # over the *original* object, so a deep copy would still compute through the original's weights (and get no
+    # gradient). The copy takes its class's forward.
+    model.__dict__.pop("forward", None)
     model.requires_grad_(True).train()
     return model

@@ -124,3 +124,22 @@ def test_models_load_in_several_threads_at_once():
             torch.equal(a, b) for a, b in zip(loaded[i].model.parameters(), twin.model.parameters(), strict=True)
         )
         assert all(p.device.type == "cpu" for p in loaded[i].model.parameters())
+
+
+def test_a_copy_of_a_trainer_trained_model_trains_its_own_weights(tiny_base, tmp_path: Path):
+    """A Trainer leaves accelerate's wrapped forward on the model it trained, bound to that object: the copy must
+    not compute through the original's (frozen) weights, or training the copy changes nothing."""
+    import dataclasses
+
+    from llmlab import sft
+    from llmlab.instructions import polished_pairs
+
+    model = trainable_copy(tiny_base)
+    sft.make_trainer(model, tiny_base.tokenizer, polished_pairs(16), sft.SFTRunConfig(max_steps=1), tmp_path).train()
+    assert "forward" in model.__dict__  # the trap is there with the pinned accelerate
+    trained = dataclasses.replace(tiny_base, model=model.eval().requires_grad_(False))
+    copy = trainable_copy(trained)
+    ids = tiny_base.tokenizer("The capital of France is", return_tensors="pt").input_ids
+    copy(ids, labels=ids).loss.backward()
+    assert all(p.grad is not None for p in copy.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in model.parameters())  # the original stays untouched
