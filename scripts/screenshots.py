@@ -7,6 +7,7 @@ under test-output/screenshots/.
     python scripts/screenshots.py                                 # every page, light theme
     python scripts/screenshots.py --theme dark RLHF "DPO:β sweep"  # some pages, a tab by its label
     python scripts/screenshots.py "DPO:Live DPO:Start DPO" --wait 30  # press a button, shoot 30 s later
+    python scripts/screenshots.py "DPO:Beyond pairs: KTO:"            # a label with ':' ends with ':' (no button)
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def shoot(base: str, targets: list[str], theme: str, height: int, wait_s: float 
         page = context.new_page()
         for target in targets:
             path, _, rest = target.partition(":")
-            tab, _, button = rest.partition(":")
+            tab, _, button = rest.rpartition(":") if ":" in rest else (rest, "", "")  # a tab label may hold ':'
             page.goto(f"{base}/{path}")
             settle(page)
             if tab:

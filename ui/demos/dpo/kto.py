@@ -147,9 +147,9 @@ def draw_comparison(job: Job, steps: int) -> None:
         chart(
             plots.metric_lines(
                 series,
-                "Implicit reward β·log π/π_ref of the batch's 👍 and 👎 answers (trl's rewards/chosen, rejected)",
+                "Implicit reward of the batch's 👍 and 👎 answers",
                 "training step",
-                "implicit reward (nats × β)",
+                "β·log π/π_ref (trl's rewards/chosen, rejected; nats × β)",
             ),
             "dpo_kto_rewards",
         )

@@ -123,6 +123,7 @@ def draw_scores(scores: list[ArmScore], rms: list[RewardModelScore], results: li
         },
         "Correct answers after SFT or RLHF on the same pairs", "model", "share of sampled answers that are right",
     )  # fmt: skip
+    fig.update_layout(legend_y=-0.32)  # below the two-line model names and the axis title
     chart(fig, "rl_budget_chart")
     if rms:
         cols = st.columns(len(rms))
