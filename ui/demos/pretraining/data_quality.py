@@ -94,7 +94,7 @@ def draw(loaded: LoadedModel) -> None:
             _with_spread(
                 plots.metric_vs_noise(
                     {name: ([p.noise for p in pts], [p.mean for p in pts]) for name, pts in p_series.items()},
-                    f"Probability of the right capital, mean over 40 countries ({dataquality.KINDS[kind]})",
+                    f"P(right capital), 40 countries ({dataquality.KINDS[kind]})",
                     "mean p(right capital)",
                     noise,
                     percent_y=True,
@@ -155,7 +155,7 @@ def frequency_wins(saved: SavedRuns, noise: float) -> None:
     chart(
         dataquality.beliefs_figure(
             saved,
-            "Which capital the model says: the right one, the repeated lie, random noise's wrong ones",
+            "The right capital, the repeated lie, random noise's wrong ones",
             noise,
         ),
         key="pt_dq_beliefs",
