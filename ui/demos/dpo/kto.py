@@ -144,15 +144,14 @@ def draw_comparison(job: Job, steps: int) -> None:
                     [m["step"] for m in rows],
                     [m.get("rewards/rejected", math.nan) for m in rows],
                 )
-        chart(
-            plots.metric_lines(
-                series,
-                "Implicit reward of the batch's 👍 and 👎 answers",
-                "training step",
-                "β·log π/π_ref (trl's rewards/chosen, rejected; nats × β)",
-            ),
-            "dpo_kto_rewards",
+        fig = plots.metric_lines(
+            series,
+            "Implicit reward of the batch's 👍 and 👎 answers",
+            "training step",
+            "β·log π/π_ref (trl's rewards/chosen, rejected; nats × β)",
         )
+        plots.legend_below(fig).update_layout(legend_y=-0.3)  # six runs' names: under the axis title, not the title
+        chart(fig, "dpo_kto_rewards")
     results: list[kto.MethodResult] = job.notes_of(kto.MethodResult)
     if len(results) < 2:
         return
@@ -167,7 +166,7 @@ def draw_comparison(job: Job, steps: int) -> None:
             "Right answers after each method, from the same start model",
             "policy",
             "right answers, sampled (%)",
-        ),
+        ).update_layout(legend_y=-0.35),  # below the two-line policy names and the axis title
         "dpo_kto_chart",
     )
     table = pd.DataFrame(kto.result_rows(results))
