@@ -17,8 +17,8 @@ Each generation is measured on the same footing:
 - how many of the corpus's story places, objects and activities its stories still use (the long tail);
 - a few of its sampled answers, to read the narrowing.
 
-Sampling uses its own small loop (`sample_at`): `llmlab.nexttoken.sample_answers` samples at temperature 1 or
-greedy only, and the temperature is what this experiment turns on. Answers that never reached the end-of-text
+Sampling is `llmlab.nexttoken.sample_answers` (a private generator, so other sessions' training cannot disturb it)
+at the experiment's temperature. Answers that never reached the end-of-text
 token are left out of the next training set (a data pipeline would drop them too).
 
 Measured on tiny-sft (3 generations, 96 prompts x 2 answers, 30 steps a generation, half real pairs in the mixed
@@ -56,7 +56,7 @@ from llmlab.corpus import ACTIONS, COUNTRIES, OBJECTS, PLACES
 from llmlab.instructions import Instruction, polished_pairs
 from llmlab.jobs import Job, JobCallback, TaggedJob
 from llmlab.modeling import LoadedModel, trainable_copy
-from llmlab.nexttoken import context_limit
+from llmlab.nexttoken import context_limit, sample_answers
 from llmlab.preferences import Question, true_reward
 from llmlab.sft import DivergenceGuard, SFTRunConfig, chat_prompt_ids, make_trainer
 
@@ -113,47 +113,8 @@ def sample_at(
     seed: int = 0,
 ) -> list[list[int]]:
     """Answer tokens (up to and including EOS) for each prompt, sampled from softmax(logits / temperature) with a
-    private generator (temperature 0 = greedy). The batched loop of `llmlab.nexttoken.sample_answers`."""
-    device = model.device
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    prompts = [list(p)[-(context_limit(model) - max_new_tokens) :] for p in prompt_ids]
-    width, n = max(len(p) for p in prompts), len(prompts)
-    ids = torch.full((n, width), pad, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompts):  # left-padded: every row's next token is at the last position
-        ids[i, width - len(p) :] = torch.tensor(p)
-        mask[i, width - len(p) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    answers: list[list[int]] = [[] for _ in range(n)]
-    done = torch.zeros(n, dtype=torch.bool)
-    was_training = model.training
-    model.eval()
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    step_ids, cache = ids, None
-    try:
-        for _ in range(max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
-            cache = out.cache
-            logits = out.logits[:, -1].float().cpu()
-            if temperature <= 0:
-                next_ids = logits.argmax(dim=-1)
-            else:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            for i in range(n):
-                if not done[i]:
-                    answers[i].append(int(next_ids[i]))
-                    done[i] = int(next_ids[i]) == eos
-            if bool(done.all()):
-                break
-            step_ids = next_ids.to(device).unsqueeze(1)
-            positions = positions[:, -1:] + 1
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=device)], dim=1)
-    finally:
-        model.train(was_training)
-    return answers
+    private generator (temperature 0 = greedy): `llmlab.nexttoken.sample_answers`."""
+    return sample_answers(model, tokenizer, prompt_ids, max_new_tokens, seed=seed, temperature=temperature)
 
 
 @dataclass(frozen=True)

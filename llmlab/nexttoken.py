@@ -262,8 +262,10 @@ def sample_answers(
     max_new_tokens: int = 24,
     seed: int = 0,
     greedy: bool = False,
+    temperature: float = 1.0,
 ) -> list[list[int]]:
-    """Answer tokens (up to and including EOS) for each prompt, sampled at temperature 1 or greedy.
+    """Answer tokens (up to and including EOS) for each prompt, sampled from softmax(logits / temperature), or
+    greedy (`greedy`, or a temperature of 0).
 
     Our own batched loop with a private torch.Generator: `generate()` would draw from torch's global RNG,
     which other sessions' training threads share."""
@@ -292,10 +294,11 @@ def sample_answers(
             out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
             cache = out.cache  # keys/values of everything so far: each step feeds one new token
             logits = out.logits[:, -1].float().cpu()
-            if greedy:
+            if greedy or temperature <= 0:
                 next_ids = logits.argmax(dim=-1)
             else:
-                next_ids = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
+                probs = torch.softmax(logits / temperature, dim=-1)  # / 1.0 is exact: temperature 1 is unchanged
+                next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             for i in range(n):
                 if not done[i]:
                     answers[i].append(int(next_ids[i]))
