@@ -103,12 +103,12 @@ def generation_chart(runs: dict[str, list[Generation]], attr: str, title: str, y
     fig = plots.metric_lines(
         {name: ([g.generation for g in gens], [getattr(g, attr) for g in gens]) for name, gens in runs.items()},
         title,
-        "generation (0 = the start model)",
+        "generation (0 = start)",
         y_title,
         percent=percent,
     )
     fig.update_xaxes(dtick=1)
-    return plots.legend_below(fig)
+    return plots.legend_below(fig).update_layout(legend_y=-0.3)  # under the axis title
 
 
 def draw_collapse(job: Job) -> None:
@@ -118,21 +118,21 @@ def draw_collapse(job: Job) -> None:
     if not generations:
         return
     runs = by_run(generations)
-    c1, c2, c3 = st.columns(3)
+    c1, c2 = st.columns(2)  # three in a row cut their titles in the demo column
     chart(
-        generation_chart(runs, "distinct_2", "Variety of the answers", "distinct-2 (distinct word pairs / all)"),
+        generation_chart(runs, "distinct_2", "Variety: distinct word pairs", "distinct-2 (share)"),
         key="sft_collapse_distinct",
         where=c1,
     )
     chart(
-        generation_chart(runs, "entropy", "Next-token entropy", "entropy along fixed real answers (nats/token)"),
+        generation_chart(runs, "entropy", "Next-token entropy, fixed answers", "nats/token"),
         key="sft_collapse_entropy",
         where=c2,
     )
     chart(
-        generation_chart(runs, "correct", "Right facts", "sampled fact answers that are right (%)", percent=True),
+        generation_chart(runs, "correct", "Right facts", "sampled facts right (%)", percent=True),
         key="sft_collapse_correct",
-        where=c3,
+        where=st.columns(2)[0],
     )
     st.dataframe(pd.DataFrame(collapse.table_rows(generations)), hide_index=True, key="sft_collapse_table")
     st.markdown("**What each generation wrote** (the first sampled answer to a few of the prompts):")
